@@ -66,6 +66,8 @@ class Settings:
     broadcast_resend_minutes: int = 30
     #: local hour at which reminders go out
     reminder_hour: int = 9
+    #: the bot's @username without '@' (for invite links when the CLI cannot ask Telegram)
+    bot_username: str | None = None
 
     @property
     def resolved_models_dir(self) -> Path:
@@ -155,6 +157,7 @@ def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] 
             "broadcast_resend_minutes", raw.get("broadcast_resend_minutes", 30), 1
         ),
         reminder_hour=_parse_int("reminder_hour", raw.get("reminder_hour", 9), 0),
+        bot_username=str(raw["bot_username"]).lstrip("@") if raw.get("bot_username") else None,
     )
     if settings.reminder_hour > 23:
         raise ConfigError("LIAISON_REMINDER_HOUR must be between 0 and 23")

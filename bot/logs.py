@@ -50,6 +50,6 @@ def configure_logging(settings: Settings, stream=None) -> logging.Handler:  # ty
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     # httpx logs every request URL at INFO, and Bot API URLs contain the token.
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default"):
+    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
+from bot.crypto import DataKeyError
 from bot.errors import LiaisonError
 from bot.logs import configure_logging
 
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings: Settings = load_settings(args.config)
         configure_logging(settings)
         return int(args.func(args, settings) or 0)
-    except (ConfigError, LiaisonError, UserError) as exc:
+    except (ConfigError, DataKeyError, LiaisonError, UserError) as exc:
         sys.stderr.write(f"liaison: error: {exc}\n")
         return 2
     except KeyboardInterrupt:

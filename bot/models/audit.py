@@ -1,0 +1,3 @@
+"""Tables of the audit area."""
+
+from __future__ import annotations

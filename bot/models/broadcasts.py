@@ -1,0 +1,3 @@
+"""Tables of the broadcasts area."""
+
+from __future__ import annotations

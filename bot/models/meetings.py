@@ -1,0 +1,3 @@
+"""Tables of the meetings area."""
+
+from __future__ import annotations

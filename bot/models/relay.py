@@ -1,0 +1,3 @@
+"""Tables of the relay area."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Shared test helpers: deterministic translators and database set-up."""
