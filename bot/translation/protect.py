@@ -73,7 +73,11 @@ class Masked:
 
     def render(self, template: str, target: str) -> str:
         """Fill the placeholders of a (translated) template with the spans as the target language needs them."""
-        return PLACEHOLDER.sub(lambda m: self.spans[int(m.group(1))].render(target), template)
+        def fill(m: re.Match[str]) -> str:
+            index = int(m.group(1))
+            return self.spans[index].render(target) if index < len(self.spans) else ""
+
+        return PLACEHOLDER.sub(fill, template)
 
 
 def find_protected(text: str) -> list[Span]:
