@@ -1,0 +1,237 @@
+"""The sandbox's demo: five officers registered through real invites, a case room, a joint meeting.
+
+Everything goes through the bot as it would on Telegram: each officer is an emulator user who sends
+`/start CODE` with an invite created by `bot.vetting.create_invite`; the coordinator opens the case room
+with `/newcase` and `/add`. Parts whose area is not available in this build (rooms, meetings) are
+skipped with a logged reason, and the page still works with what is there.
+
+Names are invented; the meeting's actions are those agreed at the real tripartite meeting in
+Guangzhou in August 2016 (see shared/data/joint-meeting-2016.md), paraphrased.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot import vetting
+from bot.models.core import COUNTRY_FLAG
+from bot.officers import OfficerInfo
+from bot.sandbox.web import Pane
+
+if TYPE_CHECKING:
+    from bot.core import Core
+    from bot.sandbox.emulator import BotApiEmulator
+
+logger = logging.getLogger(__name__)
+
+CASE_TAG = "CN-VN-2026-0042"
+CASE_TITLE = "Pangolin scales, Lang Son – Pingxiang corridor"
+_REPLY_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class DemoOfficer:
+    """One person of the demo: who they are in Telegram and what their invite says."""
+
+    key: str
+    first_name: str
+    last_name: str
+    username: str
+    role: str
+    country: str
+    agency: str
+    language: str
+    subtitle: str
+    placeholder: str
+
+    @property
+    def full_name(self) -> str:
+        """Return the name Telegram shows."""
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+#: The demo's people, in the order of the page's panes.
+OFFICERS: tuple[DemoOfficer, ...] = (
+    DemoOfficer("zh-officer", "陈", "志强", "chen_zhiqiang", "officer", "CN", "Guangdong Anti-Smuggling Office",
+                "zh", "Officer · Guangdong Anti-Smuggling Office · writes Chinese", "输入消息…"),
+    DemoOfficer("vi-officer", "Trần Văn", "Hùng", "tran_van_hung", "officer", "VN", "Lang Son Customs Department",
+                "vi", "Officer · Lang Son Customs · writes Vietnamese", "Nhập tin nhắn…"),
+    DemoOfficer("lo-officer", "ສົມພອນ", "ພົມມະວົງ", "somphone_p", "officer", "LA",
+                "Department of Forest Inspection", "lo",
+                "Officer · Department of Forest Inspection · writes Lao", "ພິມຂໍ້ຄວາມ…"),
+    DemoOfficer("coordinator", "Nguyễn Thị", "Lan", "lan_coordinator", "coordinator", "VN",
+                "Standing Office of Steering Committee 389", "en",
+                "Coordinator · Steering Committee 389 · English", "Message…"),
+    DemoOfficer("auditor", "Wang", "Li", "auditor_wang", "auditor", "CN", "CITES Management Authority of China",
+                "en", "Auditor · CITES Management Authority · English (try /export)", "Message…"),
+)
+
+#: A short exchange so the panes show translated messages at once (sender key, text).
+CONVERSATION: tuple[tuple[str, str], ...] = (
+    ("vi-officer", "Sáng nay Hải quan Lạng Sơn phát hiện 300 kg vảy tê tê trên xe tải 12C-345.67. "
+                   "Phía Trung Quốc có thông tin về người nhận hàng không?"),
+    ("lo-officer", "ພວກເຮົາເຄີຍກວດລົດຄັນນີ້ຢູ່ດ່ານບໍ່ເຕັນ ເມື່ອອາທິດກ່ອນ."),
+)
+
+#: The joint meeting: (title, place, [(action text, owner keys, days until due)]).
+MEETING_TITLE = "Tripartite meeting on wildlife-trafficking enforcement (follow-up)"
+MEETING_PLACE = "Guangzhou"
+ACTIONS: tuple[tuple[str, tuple[str, ...], int], ...] = (
+    ("Propose an official working relationship between the Guangdong Anti-Smuggling Office and "
+     "Steering Committee 389 at provincial level", ("zh-officer", "coordinator"), 30),
+    ("Draft the plan for a joint-agency task force on wildlife trafficking", ("coordinator",), 60),
+    ("Share the latest policy changes on CITES certificates so false certificates can be recognised "
+     "at inspection", ("vi-officer", "zh-officer"), 14),
+    ("Propose practical means for joint actions at the Lao border checkpoints", ("lo-officer",), 21),
+)
+
+
+@dataclass
+class DemoResult:
+    """What the seed did: the panes, the registered officers, what was skipped and why."""
+
+    panes: list[Pane] = field(default_factory=list)
+    officers: dict[str, OfficerInfo] = field(default_factory=dict)
+    user_ids: dict[str, int] = field(default_factory=dict)
+    done: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def pane_for(person: DemoOfficer, user_id: int) -> Pane:
+    """Return the page's pane for a demo person."""
+    return Pane(id=user_id, key=person.key, name=person.full_name, subtitle=person.subtitle,
+                flag=COUNTRY_FLAG.get(person.country, ""), lang=person.language, placeholder=person.placeholder)
+
+
+async def register_officer(core: Core, emulator: BotApiEmulator, person: DemoOfficer) -> tuple[int, OfficerInfo]:
+    """Create the person's invite, then have them send `/start CODE` to the bot; return (user id, officer)."""
+    invite = await asyncio.to_thread(
+        vetting.create_invite, core, None, role=person.role, country=person.country, agency=person.agency,
+        language=person.language, lifetime=timedelta(hours=1),
+    )
+    user = await emulator.create_user(person.first_name, last_name=person.last_name, username=person.username,
+                                      language_code=person.language)
+    await emulator.send_text(user.id, f"/start {invite.code}")
+    await emulator.wait_for_messages(user.id, 1, timeout=_REPLY_TIMEOUT)
+    officer = await asyncio.to_thread(vetting.active_officer, core, user.id)
+    if officer is None:
+        replies = [m.body[:120] for m in emulator.messages(user.id)]
+        raise RuntimeError(f"{person.username} could not register; the bot answered {replies}")
+    return user.id, officer
+
+
+async def seed(core: Core, emulator: BotApiEmulator, *, conversation: bool = True) -> DemoResult:
+    """Register the demo's people and set up what the available areas allow."""
+    result = DemoResult()
+    for person in OFFICERS:
+        user_id, officer = await register_officer(core, emulator, person)
+        result.user_ids[person.key] = user_id
+        result.officers[person.key] = officer
+        result.panes.append(pane_for(person, user_id))
+    result.done.append(f"{len(OFFICERS)} officers registered through invites")
+    room = await _optional(result, "case room", _case_room(core, emulator, result))
+    if room and conversation:
+        await _optional(result, "sample conversation", _conversation(emulator, result))
+    await _optional(result, "meeting", _meeting(core, result))
+    return result
+
+
+async def _optional(result: DemoResult, name: str, step: Awaitable[str]) -> bool:
+    """Run a part of the demo that depends on another area; log and remember why when it cannot be done."""
+    try:
+        summary = await step
+    except Unavailable as exc:
+        result.skipped[name] = str(exc)
+        logger.warning("sandbox demo: %s skipped: %s", name, exc)
+        return False
+    except Exception as exc:  # the area is still being built: keep the sandbox usable without it
+        result.skipped[name] = f"{type(exc).__name__}: {exc}"
+        logger.warning("sandbox demo: %s skipped after an error", name, exc_info=True)
+        return False
+    result.done.append(summary)
+    logger.info("sandbox demo: %s", summary)
+    return True
+
+
+class Unavailable(RuntimeError):
+    """A part of the demo needs an area this build does not have yet."""
+
+
+async def _command(emulator: BotApiEmulator, user_id: int, text: str) -> str:
+    """Send a command as a user and return the text of the bot's next answer in that chat."""
+    before = len(emulator.messages(user_id))
+    await emulator.send_text(user_id, text)
+    answers = await emulator.wait_for_messages(user_id, before + 1, timeout=_REPLY_TIMEOUT)
+    return answers[-1].body
+
+
+def _has_handler(module: str) -> bool:
+    """Tell whether an area's handler module registers anything yet (placeholders only define register)."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return False
+    source = inspect.getsource(mod)
+    return "add_handler" in source
+
+
+async def _case_room(core: Core, emulator: BotApiEmulator, result: DemoResult) -> str:
+    """Have the coordinator open the case room and add the three field officers, by command."""
+    if not _has_handler("handlers.rooms"):
+        raise Unavailable("case rooms (handlers/rooms.py) are not in this build yet")
+    coordinator = result.user_ids["coordinator"]
+    answer = await _command(emulator, coordinator, f"/newcase {CASE_TAG} {CASE_TITLE}")
+    if CASE_TAG not in answer:
+        raise Unavailable(f"/newcase was not accepted: {answer[:200]!r}")
+    for key in ("zh-officer", "vi-officer", "lo-officer"):
+        username = result.officers[key].username
+        answer = await _command(emulator, coordinator, f"/add @{username}")
+        logger.debug("sandbox demo: /add @%s -> %s", username, answer[:200])
+    return f"case room {CASE_TAG} opened with 3 officers"
+
+
+async def _conversation(emulator: BotApiEmulator, result: DemoResult) -> str:
+    """Post the sample exchange in the case room and wait until it has been relayed."""
+    for key, text in CONVERSATION:
+        others = [result.user_ids[k] for k in ("zh-officer", "vi-officer", "lo-officer") if k != key]
+        counts = {uid: len(emulator.messages(uid)) for uid in others}
+        await emulator.send_text(result.user_ids[key], text)
+        for uid in others:
+            await emulator.wait_for_messages(uid, counts[uid] + 1, timeout=_REPLY_TIMEOUT)
+    return f"{len(CONVERSATION)} sample messages relayed"
+
+
+def _find(module: str, *names: str) -> Callable[..., Any]:
+    """Return the first of several public functions an area module has (Unavailable if none)."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise Unavailable(f"{module} is not in this build yet ({exc})") from None
+    for name in names:
+        fn = getattr(mod, name, None)
+        if callable(fn):
+            return fn  # type: ignore[no-any-return]
+    raise Unavailable(f"{module} has none of {', '.join(names)} yet")
+
+
+async def _meeting(core: Core, result: DemoResult) -> str:
+    """Record the joint meeting and its action items through the meetings service."""
+    create = _find("bot.meetings", "import_meeting", "create_meeting")
+    coordinator = result.officers["coordinator"]
+    now = core.clock.now()
+    items = [
+        {"text": text, "owners": [f"@{result.officers[k].username}" for k in owners],
+         "due": (now + timedelta(days=days)).date().isoformat(), "case_tag": CASE_TAG}
+        for text, owners, days in ACTIONS
+    ]
+    meeting = {"title": MEETING_TITLE, "place": MEETING_PLACE, "date": now.date().isoformat(),
+               "participants": [f"@{o.username}" for o in result.officers.values()], "items": items}
+    await asyncio.to_thread(create, core, coordinator, meeting)
+    return f"meeting with {len(items)} action items recorded"
