@@ -73,6 +73,14 @@ def sp_vocabulary(sp_model: Path) -> list[str]:
     return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
 
 
+def padded(vocab: Sequence[str], size: int | None) -> list[str]:
+    """Return `vocab` filled up to `size` entries with filler tokens (deployment-sized vocabularies)."""
+    vocab = list(vocab)
+    if size is not None and size > len(vocab):
+        vocab += [f"<extra_{i}>" for i in range(size - len(vocab))]
+    return vocab
+
+
 def _shape(name: str, d: int, ffn: int, src_vocab: int, tgt_vocab: int) -> tuple[int, ...]:
     parts = name.split("/")
     parent = parts[-2]
@@ -115,18 +123,31 @@ def build_transformer(
     ffn: int = 128,
     seed: int = 0,
     quantization: str = "int8",
+    shared_embeddings: bool = False,
 ) -> Path:
-    """Build a Transformer with random weights and save it as a CTranslate2 model directory."""
+    """Build a Transformer with random weights and save it as a CTranslate2 model directory.
+
+    `shared_embeddings` uses one matrix for both embeddings and the output projection (as NLLB does);
+    CTranslate2 then stores it once.
+    """
     import ctranslate2.specs as specs
 
     target_vocab = list(target_vocab) if target_vocab is not None else list(source_vocab)
     spec = specs.TransformerSpec.from_config(layers, heads, pre_norm=True)
     rng = np.random.default_rng(seed)
+    shared: np.ndarray | None = None
+    if shared_embeddings:
+        if list(target_vocab) != list(source_vocab):
+            raise ValueError("shared embeddings need one vocabulary")
+        shared = rng.standard_normal((len(source_vocab), d_model), dtype=np.float32)
+        shared *= np.float32(1.0 / np.sqrt(d_model))
     for name, value in spec.variables(ordered=True):
         if value is not None:
             continue
         shape = _shape(name, d_model, ffn, len(source_vocab), len(target_vocab))
-        if name.endswith("gamma"):
+        if shared is not None and (name.endswith("projection/weight") or "embeddings" in name):
+            array = shared
+        elif name.endswith("gamma"):
             array = np.ones(shape, np.float32)
         elif name.endswith("beta"):
             array = np.zeros(shape, np.float32)
@@ -144,12 +165,13 @@ def build_transformer(
 
 def argos_package(
     out_file: Path, from_code: str, to_code: str, sp_model: Path, *, version: str = "1.0", seed: int = 0,
-    **model_kwargs: object,
+    vocab_size: int | None = None, **model_kwargs: object,
 ) -> Path:
     """Build an `.argosmodel` zip (metadata.json, model/, sentencepiece.model) for one direction."""
     work = out_file.parent / f".build-{out_file.stem}"
     folder = work / f"translate-{from_code}_{to_code}-{version.replace('.', '_')}"
-    build_transformer(folder / "model", sp_vocabulary(sp_model), seed=seed, **model_kwargs)  # type: ignore[arg-type]
+    vocab = padded(sp_vocabulary(sp_model), vocab_size)
+    build_transformer(folder / "model", vocab, seed=seed, **model_kwargs)  # type: ignore[arg-type]
     shutil.copy(sp_model, folder / "sentencepiece.model")
     metadata = {
         "package_version": version, "argos_version": "1.9", "from_code": from_code, "to_code": to_code,
@@ -169,12 +191,12 @@ def multilingual_model(
     out_dir: Path, family: str, sp_model: Path, *, name: str | None = None, version: str = "test-1",
     languages: Sequence[str] = ("zh", "lo", "vi", "en"), seed: int = 0, manifest: bool = True,
     directions: Sequence[tuple[str, str]] = (), language_tokens: dict[str, str] | None = None,
-    **model_kwargs: object,
+    vocab_size: int | None = None, **model_kwargs: object,
 ) -> Path:
     """Build a converted-model directory of a family (+ its tokenizer file and, optionally, manifest)."""
     pieces = sp_vocabulary(sp_model)
     extra = [t for t in FAMILY_TOKENS[family] if t not in pieces]
-    vocab = pieces + extra
+    vocab = padded(pieces + extra, vocab_size)
     build_transformer(out_dir, vocab, seed=seed, **model_kwargs)  # type: ignore[arg-type]
     shutil.copy(sp_model, out_dir / FAMILY_TOKENIZER[family])
     if family == "marian":
