@@ -54,12 +54,12 @@ class DemoOfficer:
     @property
     def full_name(self) -> str:
         """Return the name Telegram shows."""
-        return f"{self.first_name} {self.last_name}".strip()
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
 
 
 #: The demo's people, in the order of the page's panes.
 OFFICERS: tuple[DemoOfficer, ...] = (
-    DemoOfficer("zh-officer", "陈", "志强", "chen_zhiqiang", "officer", "CN", "Guangdong Anti-Smuggling Office",
+    DemoOfficer("zh-officer", "陈志强", "", "chen_zhiqiang", "officer", "CN", "Guangdong Anti-Smuggling Office",
                 "zh", "Officer · Guangdong Anti-Smuggling Office · writes Chinese", "输入消息…"),
     DemoOfficer("vi-officer", "Trần Văn", "Hùng", "tran_van_hung", "officer", "VN", "Lang Son Customs Department",
                 "vi", "Officer · Lang Son Customs · writes Vietnamese", "Nhập tin nhắn…"),
@@ -116,7 +116,7 @@ async def register_officer(core: Core, emulator: BotApiEmulator, person: DemoOff
         vetting.create_invite, core, None, role=person.role, country=person.country, agency=person.agency,
         language=person.language, lifetime=timedelta(hours=1),
     )
-    user = await emulator.create_user(person.first_name, last_name=person.last_name, username=person.username,
+    user = await emulator.create_user(person.first_name, last_name=person.last_name or None, username=person.username,
                                       language_code=person.language)
     await emulator.send_text(user.id, f"/start {invite.code}")
     await emulator.wait_for_messages(user.id, 1, timeout=_REPLY_TIMEOUT)

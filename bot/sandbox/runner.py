@@ -132,8 +132,6 @@ class Sandbox:
         await start_application(self._app)
         if self.options.seed:
             self.demo = await seed(self._core, self._emulator, conversation=self.options.conversation)
-            for name, reason in self.demo.skipped.items():
-                logger.warning("sandbox demo without %s: %s", name, reason)
         return emulator_url
 
     async def _serve(self, app: web.Application) -> str:
