@@ -16,7 +16,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+)
 from telegram import InputFile, ReplyParameters, Update
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes
@@ -32,12 +38,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def png(width: int, height: int) -> bytes:
     """Return a valid PNG image of the given size."""
+
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     rows = b"".join(b"\x00" + b"\x10\x80\x20" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture
@@ -65,8 +79,13 @@ async def bot(emu: BotApiEmulator) -> AsyncIterator[Bot]:
 @contextlib.asynccontextmanager
 async def polling_app(emu: BotApiEmulator, *handlers: object) -> AsyncIterator[Application]:
     """Run a real Application in polling mode against the emulator with the given handlers."""
-    app = (ApplicationBuilder().token(TOKEN).base_url(f"{emu.base_url}/bot")
-           .base_file_url(f"{emu.base_url}/file/bot").build())
+    app = (
+        ApplicationBuilder()
+        .token(TOKEN)
+        .base_url(f"{emu.base_url}/bot")
+        .base_file_url(f"{emu.base_url}/file/bot")
+        .build()
+    )
     for handler in handlers:
         app.add_handler(handler)  # type: ignore[arg-type]
     await app.initialize()
@@ -81,12 +100,16 @@ async def polling_app(emu: BotApiEmulator, *handlers: object) -> AsyncIterator[A
         await app.shutdown()
 
 
-async def raw_call(emu: BotApiEmulator, method: str, token: str = TOKEN, **kwargs: object) -> tuple[int, dict]:
+async def raw_call(
+    emu: BotApiEmulator, method: str, token: str = TOKEN, **kwargs: object
+) -> tuple[int, dict]:
     """Call the Bot API with aiohttp directly; return (status, JSON body)."""
-    async with aiohttp.ClientSession() as session:
-        async with session.request(kwargs.pop("http_method", "POST"), f"{emu.base_url}/bot{token}/{method}",
-                                   **kwargs) as response:  # type: ignore[arg-type]
-            return response.status, await response.json()
+    http_method = str(kwargs.pop("http_method", "POST"))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(http_method, f"{emu.base_url}/bot{token}/{method}", **kwargs) as response,  # type: ignore[arg-type]
+    ):
+        return response.status, await response.json()
 
 
 # --------------------------------------------------------------------------- wire format
@@ -96,8 +119,13 @@ async def test_get_me_and_error_shapes(emu: BotApiEmulator, bot: Bot) -> None:
     me = await bot.get_me()
     assert (me.id, me.username, me.is_bot) == (1234567890, "liaison_bot", True)
     assert await raw_call(emu, "getMe", token="1:wrong") == (
-        401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
-    assert await raw_call(emu, "noSuchMethod") == (404, {"ok": False, "error_code": 404, "description": "Not Found"})
+        401,
+        {"ok": False, "error_code": 401, "description": "Unauthorized"},
+    )
+    assert await raw_call(emu, "noSuchMethod") == (
+        404,
+        {"ok": False, "error_code": 404, "description": "Not Found"},
+    )
     # Method names are case-insensitive on Telegram too.
     status, body = await raw_call(emu, "getme", http_method="GET")
     assert status == 200 and body["ok"] is True and body["result"]["username"] == "liaison_bot"
@@ -107,8 +135,11 @@ async def test_every_request_encoding_is_understood(emu: BotApiEmulator) -> None
     user = await emu.create_user("Ana", started=True)
     keyboard = {"inline_keyboard": [[{"text": "OK", "callback_data": "ok"}]]}
     await raw_call(emu, "sendMessage", json={"chat_id": user.id, "text": "json", "reply_markup": keyboard})
-    await raw_call(emu, "sendMessage", data={"chat_id": str(user.id), "text": "form",
-                                             "reply_markup": json.dumps(keyboard)})
+    await raw_call(
+        emu,
+        "sendMessage",
+        data={"chat_id": str(user.id), "text": "form", "reply_markup": json.dumps(keyboard)},
+    )
     await raw_call(emu, "sendMessage", params={"chat_id": user.id, "text": "query"}, http_method="GET")
     form = aiohttp.FormData()
     form.add_field("chat_id", str(user.id))
@@ -140,8 +171,9 @@ async def test_application_routes_commands_in_polling_mode(emu: BotApiEmulator) 
         await update.effective_message.reply_text(f"echo:{update.effective_message.text}")
 
     user = await emu.create_user("Li", language_code="zh")
-    async with polling_app(emu, CommandHandler("start", start),
-                           MessageHandler(filters.TEXT & ~filters.COMMAND, text)):
+    async with polling_app(
+        emu, CommandHandler("start", start), MessageHandler(filters.TEXT & ~filters.COMMAND, text)
+    ):
         sent = await emu.send_text(user.id, "/start INV-42")
         assert sent.entities == [{"type": "bot_command", "offset": 0, "length": 6}]
         await emu.send_text(user.id, "你好")
@@ -198,14 +230,20 @@ async def test_stop_ends_pending_long_polls_at_once(emu: BotApiEmulator, bot: Bo
     assert time.monotonic() - started < 2.5
 
 
-# --------------------------------------------------------------------------- keyboards, replies, edits, deletions
+# ------------------------------------------------------------------ keyboards, replies, edits, deletions
 
 
 async def test_button_press_reaches_the_bot_and_its_answer_is_recorded(emu: BotApiEmulator) -> None:
     async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Offer two rooms."""
-        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Room A", callback_data="room:A"),
-                                          InlineKeyboardButton("Room B", callback_data="room:B")]])
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("Room A", callback_data="room:A"),
+                    InlineKeyboardButton("Room B", callback_data="room:B"),
+                ]
+            ]
+        )
         assert update.effective_message is not None
         await update.effective_message.reply_text("Choose a room", reply_markup=keyboard)
 
@@ -244,7 +282,9 @@ async def test_callback_data_longer_than_64_bytes_is_refused(emu: BotApiEmulator
 async def test_replies_in_both_directions(emu: BotApiEmulator, bot: Bot) -> None:
     user = await emu.create_user("Somchai")
     question = await emu.send_text(user.id, "where is the shipment?")
-    answer = await bot.send_message(user.id, "at the border", reply_parameters=ReplyParameters(question.message_id))
+    answer = await bot.send_message(
+        user.id, "at the border", reply_parameters=ReplyParameters(question.message_id)
+    )
     assert answer.reply_to_message is not None and answer.reply_to_message.text == "where is the shipment?"
     assert emu.message(user.id, answer.message_id).reply_to_message_id == question.message_id
     await emu.send_text(user.id, "thanks", reply_to=answer.message_id)
@@ -256,8 +296,9 @@ async def test_replies_in_both_directions(emu: BotApiEmulator, bot: Bot) -> None
 
     with pytest.raises(BadRequest, match="(?i)message to be replied not found"):
         await bot.send_message(user.id, "?", reply_to_message_id=999)
-    sent = await bot.send_message(user.id, "anyway", reply_parameters=ReplyParameters(
-        999, allow_sending_without_reply=True))
+    sent = await bot.send_message(
+        user.id, "anyway", reply_parameters=ReplyParameters(999, allow_sending_without_reply=True)
+    )
     assert sent.reply_to_message is None
 
 
@@ -303,7 +344,9 @@ async def test_keyboard_and_caption_edits(emu: BotApiEmulator, bot: Bot) -> None
     with pytest.raises(BadRequest, match="(?i)there is no caption"):
         await bot.edit_message_caption(user.id, sent.message_id, caption="x")
     photo = await bot.send_photo(user.id, png(40, 30), caption="evidence")
-    await bot.edit_message_caption(user.id, photo.message_id, caption="<i>evidence</i> #ivory", parse_mode="HTML")
+    await bot.edit_message_caption(
+        user.id, photo.message_id, caption="<i>evidence</i> #ivory", parse_mode="HTML"
+    )
     record = emu.message(user.id, photo.message_id)
     assert record.caption == "evidence #ivory" and record.html == "<i>evidence</i> #ivory"
     assert {"type": "hashtag", "offset": 9, "length": 6} in record.entities
@@ -313,15 +356,18 @@ async def test_keyboard_and_caption_edits(emu: BotApiEmulator, bot: Bot) -> None
 # --------------------------------------------------------------------------- Telegram's text rules
 
 
-@pytest.mark.parametrize(("text", "error"), [
-    ("a < b", 'Unsupported start tag "" at byte offset 2'),
-    ("<b>bold", 'Can\'t find end tag corresponding to start tag "b"'),
-    ("<script>x</script>", 'Unsupported start tag "script" at byte offset 0'),
-    ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
-    ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
-    ("x</b>", "Unexpected end tag at byte offset 1"),
-    ("Tom & Jerry", 'Unescaped "&" at byte offset 4'),
-])
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("a < b", 'Unsupported start tag "" at byte offset 2'),
+        ("<b>bold", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("<script>x</script>", 'Unsupported start tag "script" at byte offset 0'),
+        ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
+        ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("Tom & Jerry", 'Unescaped "&" at byte offset 4'),
+    ],
+)
 async def test_html_parse_errors(emu: BotApiEmulator, bot: Bot, text: str, error: str) -> None:
     user = await emu.create_user("Le", started=True)
     with pytest.raises(BadRequest) as caught:
@@ -332,13 +378,24 @@ async def test_html_parse_errors(emu: BotApiEmulator, bot: Bot, text: str, error
 
 async def test_allowed_html_becomes_entities(emu: BotApiEmulator, bot: Bot) -> None:
     user = await emu.create_user("Le", started=True)
-    html_text = ('<b>CN-VN</b> <i>象牙</i> <u>u</u> <s>s</s> <tg-spoiler>secret</tg-spoiler> '
-                 '<a href="https://example.org">link</a> <code>c</code> <pre><code class="language-py">p</code></pre>'
-                 '<blockquote expandable>original: ສະບາຍດີ 🐘</blockquote> &lt;tag&gt; &amp;')
+    html_text = (
+        "<b>CN-VN</b> <i>象牙</i> <u>u</u> <s>s</s> <tg-spoiler>secret</tg-spoiler> "
+        '<a href="https://example.org">link</a> <code>c</code> <pre><code class="language-py">p</code></pre>'
+        "<blockquote expandable>original: ສະບາຍດີ 🐘</blockquote> &lt;tag&gt; &amp;"
+    )
     sent = await bot.send_message(user.id, html_text, parse_mode="HTML")
     types = [entity.type for entity in sent.entities]
-    assert types == ["bold", "italic", "underline", "strikethrough", "spoiler", "text_link", "code", "pre",
-                     "expandable_blockquote"]
+    assert types == [
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "text_link",
+        "code",
+        "pre",
+        "expandable_blockquote",
+    ]
     assert sent.text is not None and sent.text.endswith("<tag> &")
     record = emu.message(user.id, sent.message_id)
     quote = record.entities[-1]
@@ -420,7 +477,9 @@ async def test_per_chat_limit_answers_429_with_retry_after() -> None:
 async def test_overall_limit_is_30_per_second_and_the_meter_measures_it() -> None:
     async with BotApiEmulator(TOKEN, rate_limits=RateLimits.telegram()) as emu, make_bot(emu) as bot:
         users = [await emu.create_user(f"Officer {i}", started=True) for i in range(31)]
-        results = await asyncio.gather(*(bot.send_message(u.id, "alert") for u in users), return_exceptions=True)
+        results = await asyncio.gather(
+            *(bot.send_message(u.id, "alert") for u in users), return_exceptions=True
+        )
         refused = [r for r in results if isinstance(r, RetryAfter)]
         async with EmulatorClient(emu.base_url) as client:
             over_http = await client.stats()
@@ -456,7 +515,9 @@ async def test_group_limit_and_burst_configuration() -> None:
 async def test_user_files_can_be_fetched_by_the_bot(emu: BotApiEmulator, bot: Bot) -> None:
     user = await emu.create_user("Phet")
     evidence = os.urandom(200_000)
-    doc = await emu.send_document(user.id, evidence, "seizure.pdf", mime_type="application/pdf", caption="report")
+    doc = await emu.send_document(
+        user.id, evidence, "seizure.pdf", mime_type="application/pdf", caption="report"
+    )
     photo = await emu.send_photo(user.id, png(1600, 1200), caption="pangolin scales #CN-VN")
     await emu.send_voice(user.id, b"OggS voice", duration=3)
     await emu.send_location(user.id, 21.68, 102.1)
@@ -464,10 +525,19 @@ async def test_user_files_can_be_fetched_by_the_bot(emu: BotApiEmulator, bot: Bo
     await emu.send_sticker(user.id, emoji="🐘")
     updates = [u.message for u in await bot.get_updates()]
     assert [m.effective_attachment.__class__.__name__ for m in updates if m] == [  # type: ignore[union-attr]
-        "Document", "tuple", "Voice", "Location", "Contact", "Sticker"]
+        "Document",
+        "tuple",
+        "Voice",
+        "Location",
+        "Contact",
+        "Sticker",
+    ]
     document = updates[0].document  # type: ignore[union-attr]
     assert (document.file_name, document.mime_type, updates[0].caption) == (  # type: ignore[union-attr]
-        "seizure.pdf", "application/pdf", "report")
+        "seizure.pdf",
+        "application/pdf",
+        "report",
+    )
     downloaded = await (await bot.get_file(document.file_id)).download_as_bytearray()  # type: ignore[union-attr]
     assert bytes(downloaded) == evidence == emu.file_bytes(doc.file.file_id)  # type: ignore[union-attr]
     sizes = updates[1].photo  # type: ignore[union-attr]
@@ -484,7 +554,10 @@ async def test_bot_documents_are_readable_through_the_control_api(emu: BotApiEmu
     record = emu.message(user.id, sent.message_id)
     assert record.kind == "document" and record.file is not None
     assert (record.file.file_name, record.file.mime_type, record.file.data) == (
-        "audit-CN-VN.zip", "application/zip", export)
+        "audit-CN-VN.zip",
+        "application/zip",
+        export,
+    )
     async with EmulatorClient(emu.base_url) as client:
         (remote,) = await client.messages(user.id)
         assert remote.file is not None and await client.file_bytes(remote.file.file_id) == export
@@ -513,13 +586,18 @@ async def test_copy_forward_and_protected_content(emu: BotApiEmulator, bot: Bot)
 
 async def test_commands_menu_and_chat_actions(emu: BotApiEmulator, bot: Bot) -> None:
     user = await emu.create_user("Lin", started=True)
-    await bot.set_my_commands([BotCommand("rooms", "列出案件室")], language_code="zh",
-                              scope=BotCommandScopeAllPrivateChats())
+    await bot.set_my_commands(
+        [BotCommand("rooms", "列出案件室")], language_code="zh", scope=BotCommandScopeAllPrivateChats()
+    )
     await bot.set_my_commands([BotCommand("rooms", "List case rooms")])
-    assert [c.description for c in await bot.get_my_commands(language_code="zh",
-                                                              scope=BotCommandScopeAllPrivateChats())] == ["列出案件室"]
+    assert [
+        c.description
+        for c in await bot.get_my_commands(language_code="zh", scope=BotCommandScopeAllPrivateChats())
+    ] == ["列出案件室"]
     assert await bot.get_my_commands(language_code="vi") == ()
-    assert emu.commands({"type": "all_private_chats"}, "zh") == [{"command": "rooms", "description": "列出案件室"}]
+    assert emu.commands({"type": "all_private_chats"}, "zh") == [
+        {"command": "rooms", "description": "列出案件室"}
+    ]
     with pytest.raises(BadRequest, match="(?i)BOT_COMMAND_INVALID"):
         await bot.set_my_commands([BotCommand("Bad-Name", "x")])
     await bot.delete_my_commands()
@@ -530,7 +608,7 @@ async def test_commands_menu_and_chat_actions(emu: BotApiEmulator, bot: Bot) -> 
     assert (await bot.get_webhook_info()).url == ""
 
 
-# --------------------------------------------------------------------------- faults, events, control over HTTP
+# ------------------------------------------------------------------ faults, events, control over HTTP
 
 
 async def test_fault_injection(emu: BotApiEmulator) -> None:
@@ -561,8 +639,9 @@ async def test_event_stream_in_process(emu: BotApiEmulator, bot: Bot) -> None:
     user = await emu.create_user("Ngoc")
     events = emu.subscribe(chat_id=user.id)
     await emu.send_text(user.id, "/start")
-    sent = await bot.send_message(user.id, "hi", reply_markup=InlineKeyboardMarkup(
-        [[InlineKeyboardButton("ok", callback_data="ok")]]))
+    sent = await bot.send_message(
+        user.id, "hi", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="ok")]])
+    )
     await bot.edit_message_text("hello", user.id, sent.message_id, reply_markup=sent.reply_markup)
     callback_id = await emu.press_button(user.id, sent.message_id, "ok")
     await bot.answer_callback_query(callback_id, "done")
@@ -572,7 +651,14 @@ async def test_event_stream_in_process(emu: BotApiEmulator, bot: Bot) -> None:
         event = events.get_nowait()
         assert event is not None
         kinds.append(event["type"])
-    assert kinds == ["user_message", "bot_message", "bot_edit", "callback_query", "callback_answer", "bot_delete"]
+    assert kinds == [
+        "user_message",
+        "bot_message",
+        "bot_edit",
+        "callback_query",
+        "callback_answer",
+        "bot_delete",
+    ]
     emu.unsubscribe(events)
 
 
@@ -592,8 +678,12 @@ async def test_control_api_over_http_with_server_sent_events(emu: BotApiEmulator
         await client.send_text(user.id, "ສະບາຍດີ")
         (update,) = await bot.get_updates()
         assert update.message is not None and update.message.from_user.language_code == "lo"  # type: ignore[union-attr]
-        sent = await bot.send_message(user.id, "<b>ok</b>", parse_mode="HTML", reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton("Acknowledge", callback_data="ack:1")]]))
+        sent = await bot.send_message(
+            user.id,
+            "<b>ok</b>",
+            parse_mode="HTML",
+            reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Acknowledge", callback_data="ack:1")]]),
+        )
         (record,) = await client.wait_for_messages(user.id, 1)
         assert (record.text, record.html, record.button_texts) == ("ok", "<b>ok</b>", ["Acknowledge"])
         callback_id = await client.press_button(user.id, sent.message_id, "ack:1")
@@ -613,13 +703,22 @@ async def test_control_api_over_http_with_server_sent_events(emu: BotApiEmulator
         await client.reset()
         assert await client.users() == []
     assert answer.text == "Recorded"
-    assert [e["type"] for e in received] == ["user_message", "bot_message", "callback_query", "callback_answer"]
+    assert [e["type"] for e in received] == [
+        "user_message",
+        "bot_message",
+        "callback_query",
+        "callback_answer",
+    ]
 
 
 async def test_runs_as_a_separate_process(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.sandbox.emulator", "--port", "0", "--token", TOKEN, "--unlimited"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         url = (await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 20)).strip()

@@ -22,7 +22,9 @@ from bot.sandbox.emulator_records import CallbackRecord, ControlError, Fault, Me
 class EmulatorClient:
     """Drive a running emulator over HTTP: play users, read what the bot sent, inject faults."""
 
-    def __init__(self, base_url: str, *, bot: str | None = None, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, bot: str | None = None, session: aiohttp.ClientSession | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.bot = bot
         self._session = session
@@ -47,15 +49,26 @@ class EmulatorClient:
             self._own_session = True
         return self._session
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-                    params: dict[str, Any] | None = None, data: aiohttp.FormData | None = None) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        data: aiohttp.FormData | None = None,
+    ) -> Any:
         """Call a control endpoint; return its result or raise ControlError / TimeoutError."""
         query = {key: str(value) for key, value in (params or {}).items() if value is not None}
         if self.bot:
             query.setdefault("bot", self.bot)
         payload = {key: value for key, value in (body or {}).items() if value is not None} if body else None
-        async with self._http().request(method, f"{self.base_url}/control{path}", params=query,
-                                        json=payload if data is None else None, data=data) as response:
+        async with self._http().request(
+            method,
+            f"{self.base_url}/control{path}",
+            params=query,
+            json=payload if data is None else None,
+            data=data,
+        ) as response:
             answer = await response.json()
         if answer.get("ok"):
             return answer.get("result")
@@ -71,16 +84,37 @@ class EmulatorClient:
 
     async def add_bot(self, token: str, username: str = "liaison_bot", first_name: str = "Liaison") -> User:
         """Create a bot reachable with this token."""
-        return User.from_dict(await self._call("POST", "/bots", {"token": token, "username": username,
-                                                                 "first_name": first_name}))
+        return User.from_dict(
+            await self._call(
+                "POST", "/bots", {"token": token, "username": username, "first_name": first_name}
+            )
+        )
 
-    async def create_user(self, first_name: str = "Test", *, user_id: int | None = None,
-                          last_name: str | None = None, username: str | None = None,
-                          language_code: str | None = None, started: bool = False) -> User:
+    async def create_user(
+        self,
+        first_name: str = "Test",
+        *,
+        user_id: int | None = None,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = None,
+        started: bool = False,
+    ) -> User:
         """Create a Telegram user."""
-        return User.from_dict(await self._call("POST", "/users", {
-            "first_name": first_name, "user_id": user_id, "last_name": last_name, "username": username,
-            "language_code": language_code, "started": started}))
+        return User.from_dict(
+            await self._call(
+                "POST",
+                "/users",
+                {
+                    "first_name": first_name,
+                    "user_id": user_id,
+                    "last_name": last_name,
+                    "username": username,
+                    "language_code": language_code,
+                    "started": started,
+                },
+            )
+        )
 
     async def users(self) -> list[User]:
         """Return every user."""
@@ -88,94 +122,240 @@ class EmulatorClient:
 
     async def create_group(self, title: str, member_ids: Sequence[int], *, chat_id: int | None = None) -> int:
         """Create a group chat; return its id."""
-        result = await self._call("POST", "/groups", {"title": title, "member_ids": list(member_ids),
-                                                      "chat_id": chat_id})
+        result = await self._call(
+            "POST", "/groups", {"title": title, "member_ids": list(member_ids), "chat_id": chat_id}
+        )
         return int(result["chat_id"])
 
     # ----------------------------------------------------------------- user actions
 
-    async def send_text(self, user_id: int, text: str, *, chat_id: int | None = None, reply_to: int | None = None,
-                        entities: list[dict[str, Any]] | None = None) -> MessageRecord:
+    async def send_text(
+        self,
+        user_id: int,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+    ) -> MessageRecord:
         """Send a text as the user."""
-        return MessageRecord.from_dict(await self._call("POST", f"/users/{user_id}/text", {
-            "text": text, "chat_id": chat_id, "reply_to": reply_to, "entities": entities}))
+        return MessageRecord.from_dict(
+            await self._call(
+                "POST",
+                f"/users/{user_id}/text",
+                {"text": text, "chat_id": chat_id, "reply_to": reply_to, "entities": entities},
+            )
+        )
 
-    async def edit_text(self, user_id: int, message_id: int, text: str, *,
-                        chat_id: int | None = None) -> MessageRecord:
+    async def edit_text(
+        self, user_id: int, message_id: int, text: str, *, chat_id: int | None = None
+    ) -> MessageRecord:
         """Edit one of the user's earlier texts."""
-        return MessageRecord.from_dict(await self._call("POST", f"/users/{user_id}/edit", {
-            "message_id": message_id, "text": text, "chat_id": chat_id}))
+        return MessageRecord.from_dict(
+            await self._call(
+                "POST", f"/users/{user_id}/edit", {"message_id": message_id, "text": text, "chat_id": chat_id}
+            )
+        )
 
-    async def press_button(self, user_id: int, message_id: int, callback_data: str | None = None, *,
-                           button_text: str | None = None, chat_id: int | None = None) -> str:
+    async def press_button(
+        self,
+        user_id: int,
+        message_id: int,
+        callback_data: str | None = None,
+        *,
+        button_text: str | None = None,
+        chat_id: int | None = None,
+    ) -> str:
         """Press an inline button as the user; return the callback query id."""
-        result = await self._call("POST", f"/users/{user_id}/press", {
-            "message_id": message_id, "callback_data": callback_data, "button_text": button_text,
-            "chat_id": chat_id})
+        result = await self._call(
+            "POST",
+            f"/users/{user_id}/press",
+            {
+                "message_id": message_id,
+                "callback_data": callback_data,
+                "button_text": button_text,
+                "chat_id": chat_id,
+            },
+        )
         return str(result["callback_query_id"])
 
     async def _upload(self, user_id: int, kind: str, data: bytes, fields: dict[str, Any]) -> MessageRecord:
         """Send a file as the user through a multipart upload."""
         form = aiohttp.FormData()
-        form.add_field("file", data, filename=fields.pop("file_name", None) or "file",
-                       content_type=fields.get("mime_type") or "application/octet-stream")
+        form.add_field(
+            "file",
+            data,
+            filename=fields.pop("file_name", None) or "file",
+            content_type=fields.get("mime_type") or "application/octet-stream",
+        )
         for key, value in fields.items():
             if value is not None:
                 form.add_field(key, str(value))
         return MessageRecord.from_dict(await self._call("POST", f"/users/{user_id}/{kind}", data=form))
 
-    async def send_photo(self, user_id: int, data: bytes, *, caption: str | None = None, width: int | None = None,
-                         height: int | None = None, chat_id: int | None = None,
-                         reply_to: int | None = None) -> MessageRecord:
+    async def send_photo(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> MessageRecord:
         """Send a photo as the user."""
-        return await self._upload(user_id, "photo", data, {"file_name": "photo.jpg", "caption": caption,
-                                                           "width": width, "height": height, "chat_id": chat_id,
-                                                           "reply_to": reply_to})
+        return await self._upload(
+            user_id,
+            "photo",
+            data,
+            {
+                "file_name": "photo.jpg",
+                "caption": caption,
+                "width": width,
+                "height": height,
+                "chat_id": chat_id,
+                "reply_to": reply_to,
+            },
+        )
 
-    async def send_document(self, user_id: int, data: bytes, file_name: str, *, mime_type: str | None = None,
-                            caption: str | None = None, chat_id: int | None = None,
-                            reply_to: int | None = None) -> MessageRecord:
+    async def send_document(
+        self,
+        user_id: int,
+        data: bytes,
+        file_name: str,
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> MessageRecord:
         """Send a document as the user."""
-        return await self._upload(user_id, "document", data, {"file_name": file_name, "mime_type": mime_type,
-                                                              "caption": caption, "chat_id": chat_id,
-                                                              "reply_to": reply_to})
+        return await self._upload(
+            user_id,
+            "document",
+            data,
+            {
+                "file_name": file_name,
+                "mime_type": mime_type,
+                "caption": caption,
+                "chat_id": chat_id,
+                "reply_to": reply_to,
+            },
+        )
 
-    async def send_voice(self, user_id: int, data: bytes, *, duration: int = 1, mime_type: str = "audio/ogg",
-                         caption: str | None = None, chat_id: int | None = None,
-                         reply_to: int | None = None) -> MessageRecord:
+    async def send_voice(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        duration: int = 1,
+        mime_type: str = "audio/ogg",
+        caption: str | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> MessageRecord:
         """Send a voice note as the user."""
-        return await self._upload(user_id, "voice", data, {"duration": duration, "mime_type": mime_type,
-                                                           "caption": caption, "chat_id": chat_id,
-                                                           "reply_to": reply_to})
+        return await self._upload(
+            user_id,
+            "voice",
+            data,
+            {
+                "duration": duration,
+                "mime_type": mime_type,
+                "caption": caption,
+                "chat_id": chat_id,
+                "reply_to": reply_to,
+            },
+        )
 
-    async def send_video(self, user_id: int, data: bytes, *, width: int = 640, height: int = 360,
-                         duration: int = 1, mime_type: str = "video/mp4", file_name: str | None = None,
-                         caption: str | None = None, chat_id: int | None = None,
-                         reply_to: int | None = None) -> MessageRecord:
+    async def send_video(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        width: int = 640,
+        height: int = 360,
+        duration: int = 1,
+        mime_type: str = "video/mp4",
+        file_name: str | None = None,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> MessageRecord:
         """Send a video as the user."""
-        return await self._upload(user_id, "video", data, {
-            "width": width, "height": height, "duration": duration, "mime_type": mime_type,
-            "file_name": file_name or "video.mp4", "caption": caption, "chat_id": chat_id, "reply_to": reply_to})
+        return await self._upload(
+            user_id,
+            "video",
+            data,
+            {
+                "width": width,
+                "height": height,
+                "duration": duration,
+                "mime_type": mime_type,
+                "file_name": file_name or "video.mp4",
+                "caption": caption,
+                "chat_id": chat_id,
+                "reply_to": reply_to,
+            },
+        )
 
-    async def send_location(self, user_id: int, latitude: float, longitude: float, *, chat_id: int | None = None,
-                            reply_to: int | None = None) -> MessageRecord:
+    async def send_location(
+        self,
+        user_id: int,
+        latitude: float,
+        longitude: float,
+        *,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> MessageRecord:
         """Share a location as the user."""
-        return MessageRecord.from_dict(await self._call("POST", f"/users/{user_id}/location", {
-            "latitude": latitude, "longitude": longitude, "chat_id": chat_id, "reply_to": reply_to}))
+        return MessageRecord.from_dict(
+            await self._call(
+                "POST",
+                f"/users/{user_id}/location",
+                {"latitude": latitude, "longitude": longitude, "chat_id": chat_id, "reply_to": reply_to},
+            )
+        )
 
-    async def send_contact(self, user_id: int, phone_number: str, first_name: str, *, last_name: str | None = None,
-                           contact_user_id: int | None = None, chat_id: int | None = None,
-                           reply_to: int | None = None) -> MessageRecord:
+    async def send_contact(
+        self,
+        user_id: int,
+        phone_number: str,
+        first_name: str,
+        *,
+        last_name: str | None = None,
+        contact_user_id: int | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> MessageRecord:
         """Share a phone contact as the user."""
-        return MessageRecord.from_dict(await self._call("POST", f"/users/{user_id}/contact", {
-            "phone_number": phone_number, "first_name": first_name, "last_name": last_name,
-            "contact_user_id": contact_user_id, "chat_id": chat_id, "reply_to": reply_to}))
+        return MessageRecord.from_dict(
+            await self._call(
+                "POST",
+                f"/users/{user_id}/contact",
+                {
+                    "phone_number": phone_number,
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "contact_user_id": contact_user_id,
+                    "chat_id": chat_id,
+                    "reply_to": reply_to,
+                },
+            )
+        )
 
-    async def send_sticker(self, user_id: int, *, emoji: str = "🙂", chat_id: int | None = None,
-                           reply_to: int | None = None) -> MessageRecord:
+    async def send_sticker(
+        self, user_id: int, *, emoji: str = "🙂", chat_id: int | None = None, reply_to: int | None = None
+    ) -> MessageRecord:
         """Send a sticker as the user."""
-        return MessageRecord.from_dict(await self._call("POST", f"/users/{user_id}/sticker", {
-            "emoji": emoji, "chat_id": chat_id, "reply_to": reply_to}))
+        return MessageRecord.from_dict(
+            await self._call(
+                "POST",
+                f"/users/{user_id}/sticker",
+                {"emoji": emoji, "chat_id": chat_id, "reply_to": reply_to},
+            )
+        )
 
     async def block(self, user_id: int) -> None:
         """Block the bot as the user."""
@@ -189,7 +369,9 @@ class EmulatorClient:
 
     async def messages(self, chat_id: int, *, include_user: bool = False) -> list[MessageRecord]:
         """Return the bot's messages in a chat (with include_user, the whole conversation)."""
-        result = await self._call("GET", f"/chats/{chat_id}/messages", params={"include_user": int(include_user)})
+        result = await self._call(
+            "GET", f"/chats/{chat_id}/messages", params={"include_user": int(include_user)}
+        )
         return [MessageRecord.from_dict(data) for data in result]
 
     async def message(self, chat_id: int, message_id: int) -> MessageRecord:
@@ -210,8 +392,9 @@ class EmulatorClient:
 
     async def wait_for_callback_answer(self, callback_id: str, timeout: float = 5.0) -> CallbackRecord:
         """Wait until the bot answered a button press."""
-        return CallbackRecord.from_dict(await self._call("GET", f"/callbacks/{callback_id}",
-                                                         params={"wait": timeout}))
+        return CallbackRecord.from_dict(
+            await self._call("GET", f"/callbacks/{callback_id}", params={"wait": timeout})
+        )
 
     async def file_bytes(self, file_id: str) -> bytes:
         """Download the bytes of a file."""
@@ -225,10 +408,17 @@ class EmulatorClient:
         """Return the updates the bot has not confirmed yet."""
         return list(await self._call("GET", "/updates"))
 
-    async def commands(self, scope: dict[str, Any] | None = None, language_code: str = "") -> list[dict[str, Any]]:
+    async def commands(
+        self, scope: dict[str, Any] | None = None, language_code: str = ""
+    ) -> list[dict[str, Any]]:
         """Return the command menu the bot set for a scope and language."""
-        return list(await self._call("GET", "/commands", params={
-            "scope": json.dumps(scope) if scope else "", "language_code": language_code}))
+        return list(
+            await self._call(
+                "GET",
+                "/commands",
+                params={"scope": json.dumps(scope) if scope else "", "language_code": language_code},
+            )
+        )
 
     async def all_commands(self) -> list[dict[str, Any]]:
         """Return every command menu the bot set."""
@@ -239,7 +429,9 @@ class EmulatorClient:
         result = await self._call("POST", f"/chats/{chat_id}/wait", {"n": n, "timeout": timeout})
         return [MessageRecord.from_dict(data) for data in result]
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05
+    ) -> Any:
         """Poll predicate() (a function or coroutine function) until it returns something truthy."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -255,9 +447,13 @@ class EmulatorClient:
 
     async def events(self, chat_id: int | None = None) -> AsyncIterator[dict[str, Any]]:
         """Yield events as they happen (server-sent events from GET /control/events)."""
-        query = {key: str(value) for key, value in (("chat_id", chat_id), ("bot", self.bot)) if value is not None}
+        query = {
+            key: str(value) for key, value in (("chat_id", chat_id), ("bot", self.bot)) if value is not None
+        }
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        async with self._http().get(f"{self.base_url}/control/events", params=query, timeout=timeout) as response:
+        async with self._http().get(
+            f"{self.base_url}/control/events", params=query, timeout=timeout
+        ) as response:
             data: list[str] = []
             async for raw in response.content:
                 line = raw.decode("utf-8").rstrip("\r\n")
@@ -269,15 +465,37 @@ class EmulatorClient:
 
     # ----------------------------------------------------------------- faults, limits, meter
 
-    async def inject_fault(self, method: str, *, times: int = 1, chat_id: int | None = None,
-                           error_code: int | None = None, description: str | None = None,
-                           retry_after: int | None = None, delay: float = 0.0, drop: bool = False,
-                           process: bool = False) -> Fault:
+    async def inject_fault(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        chat_id: int | None = None,
+        error_code: int | None = None,
+        description: str | None = None,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        drop: bool = False,
+        process: bool = False,
+    ) -> Fault:
         """Make the next calls of a Bot API method misbehave."""
-        return Fault.from_dict(await self._call("POST", "/faults", {
-            "method": method, "times": times, "chat_id": chat_id, "error_code": error_code,
-            "description": description, "retry_after": retry_after, "delay": delay, "drop": drop,
-            "process": process}))
+        return Fault.from_dict(
+            await self._call(
+                "POST",
+                "/faults",
+                {
+                    "method": method,
+                    "times": times,
+                    "chat_id": chat_id,
+                    "error_code": error_code,
+                    "description": description,
+                    "retry_after": retry_after,
+                    "delay": delay,
+                    "drop": drop,
+                    "process": process,
+                },
+            )
+        )
 
     async def faults(self) -> list[Fault]:
         """Return the active faults."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -54,8 +55,15 @@ T = TypeVar("T")
 class BotApiEmulator:
     """An in-process Telegram Bot API server with a control API to play the users."""
 
-    def __init__(self, token: str | None = None, *, username: str = "liaison_bot", first_name: str = "Liaison",
-                 rate_limits: RateLimits | None = None, strict_html: bool = True) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        username: str = "liaison_bot",
+        first_name: str = "Liaison",
+        rate_limits: RateLimits | None = None,
+        strict_html: bool = True,
+    ) -> None:
         self.rate_limits = rate_limits or RateLimits.telegram()
         #: Refuse an unescaped '&' in HTML (Telegram would show it literally; it is nearly always a bug).
         self.strict_html = strict_html
@@ -172,8 +180,9 @@ class BotApiEmulator:
             return _api_response(error.payload(), error.code)
         return _api_response({"ok": True, "result": result}, 200)
 
-    async def _faulty_call(self, request: web.Request, bot: BotState, name: str, method: Any, params: Params,
-                           fault: Fault) -> web.StreamResponse:
+    async def _faulty_call(
+        self, request: web.Request, bot: BotState, name: str, method: Any, params: Params, fault: Fault
+    ) -> web.StreamResponse:
         """Carry out a call an injected fault applies to: delay, maybe process, then fail or drop."""
         if fault.delay:
             await self._sleep(fault.delay)
@@ -184,7 +193,8 @@ class BotApiEmulator:
         if fault.drop:
             if request.transport is not None:
                 request.transport.close()
-            raise asyncio.CancelledError  # aiohttp ends the handler quietly; the client sees a closed connection
+            # aiohttp ends a cancelled handler quietly; the client sees a closed connection.
+            raise asyncio.CancelledError
         if error is not None:
             if error.code == 429:
                 self.meter.rejections["fault"] += 1
@@ -202,10 +212,8 @@ class BotApiEmulator:
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when the emulator stops."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_event.wait(), seconds)
-        except TimeoutError:
-            pass
 
     # ----------------------------------------------------------------- notifications
 
@@ -219,9 +227,9 @@ class BotApiEmulator:
         self._event_seq += 1
         event = {"seq": self._event_seq, "type": kind, "bot": bot.user.username, "time": time.time(), **data}
         for queue, chat_id in self._subscribers:
-            if chat_id is None or data.get("chat_id") == chat_id:
-                if queue.qsize() < 10_000:
-                    queue.put_nowait(event)
+            # A subscriber that stops reading loses events rather than filling the memory.
+            if (chat_id is None or data.get("chat_id") == chat_id) and queue.qsize() < 10_000:
+                queue.put_nowait(event)
         self._changed()
 
     def record_bot_message(self, bot: BotState, chat: ChatState, record: MessageRecord) -> None:
@@ -248,9 +256,17 @@ class BotApiEmulator:
 
     # ----------------------------------------------------------------- users and their actions
 
-    async def create_user(self, first_name: str = "Test", *, user_id: int | None = None,
-                          last_name: str | None = None, username: str | None = None,
-                          language_code: str | None = None, started: bool = False, bot: str | None = None) -> User:
+    async def create_user(
+        self,
+        first_name: str = "Test",
+        *,
+        user_id: int | None = None,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = None,
+        started: bool = False,
+        bot: str | None = None,
+    ) -> User:
         """Create a Telegram user; with `started`, as if they had already opened the bot's chat."""
         if user_id is None:
             while self._next_user_id in self.users_by_id:
@@ -259,8 +275,13 @@ class BotApiEmulator:
             self._next_user_id += 1
         if user_id in self.users_by_id or user_id <= 0:
             raise ControlError(f"user id {user_id} is taken or invalid")
-        user = User(id=user_id, first_name=first_name, last_name=last_name, username=username,
-                    language_code=language_code)
+        user = User(
+            id=user_id,
+            first_name=first_name,
+            last_name=last_name,
+            username=username,
+            language_code=language_code,
+        )
         self.users_by_id[user_id] = user
         state = self._bot(bot)
         state.private_chat(user_id).started = started
@@ -271,8 +292,9 @@ class BotApiEmulator:
         """Return every user."""
         return list(self.users_by_id.values())
 
-    async def create_group(self, title: str, member_ids: Sequence[int], *, chat_id: int | None = None,
-                           bot: str | None = None) -> int:
+    async def create_group(
+        self, title: str, member_ids: Sequence[int], *, chat_id: int | None = None, bot: str | None = None
+    ) -> int:
         """Create a group chat with the bot and these users in it; return its (negative) id."""
         state = self._bot(bot)
         if chat_id is None:
@@ -298,12 +320,14 @@ class BotApiEmulator:
         if chat_id is None or chat_id == user_id:
             chat = state.private_chat(user_id)
             if chat.blocked:
-                raise ControlError(f"user {user_id} blocked the bot: unblock first (Telegram shows 'Restart')")
+                raise ControlError(
+                    f"user {user_id} blocked the bot: unblock first (Telegram shows 'Restart')"
+                )
             return chat
-        chat = state.chats.get(chat_id)
-        if chat is None or user_id not in chat.member_ids:
+        group = state.chats.get(chat_id)
+        if group is None or user_id not in group.member_ids:
             raise ControlError(f"user {user_id} is not in chat {chat_id}")
-        return chat
+        return group
 
     def _reply_target(self, chat: ChatState, reply_to: int | None) -> int | None:
         """Check that a user's reply points at an existing message."""
@@ -328,17 +352,37 @@ class BotApiEmulator:
         if not chat.is_group or not state.privacy_mode:
             return True
         target = chat.live(record.reply_to_message_id)
-        return record.body.startswith("/") or f"@{state.user.username}" in record.body or (
-            target is not None and target.from_bot)
+        return (
+            record.body.startswith("/")
+            or f"@{state.user.username}" in record.body
+            or (target is not None and target.from_bot)
+        )
 
-    def _user_record(self, chat: ChatState, user_id: int, kind: str, reply_to: int | None,
-                     **fields: Any) -> MessageRecord:
+    def _user_record(
+        self, chat: ChatState, user_id: int, kind: str, reply_to: int | None, **fields: Any
+    ) -> MessageRecord:
         """Return a new, unsaved message record of a user."""
-        return MessageRecord(chat_id=chat.id, message_id=0, from_bot=False, sender_id=user_id, date=0, kind=kind,
-                             reply_to_message_id=self._reply_target(chat, reply_to), **fields)
+        return MessageRecord(
+            chat_id=chat.id,
+            message_id=0,
+            from_bot=False,
+            sender_id=user_id,
+            date=0,
+            kind=kind,
+            reply_to_message_id=self._reply_target(chat, reply_to),
+            **fields,
+        )
 
-    async def send_text(self, user_id: int, text: str, *, chat_id: int | None = None, reply_to: int | None = None,
-                        entities: list[dict[str, Any]] | None = None, bot: str | None = None) -> MessageRecord:
+    async def send_text(
+        self,
+        user_id: int,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        bot: str | None = None,
+    ) -> MessageRecord:
         """Send a text as the user (commands such as "/start CODE" get a bot_command entity)."""
         state = self._bot(bot)
         chat = self._user_chat(state, user_id, chat_id)
@@ -346,12 +390,19 @@ class BotApiEmulator:
             raise ControlError("Telegram clients do not send empty messages")
         if utf16_len(text) > MAX_TEXT:
             raise ControlError("longer than 4096 UTF-16 code units: Telegram clients split such texts")
-        record = self._user_record(chat, user_id, "text", reply_to, text=text,
-                                   entities=detect_entities(text) if entities is None else entities)
+        record = self._user_record(
+            chat,
+            user_id,
+            "text",
+            reply_to,
+            text=text,
+            entities=detect_entities(text) if entities is None else entities,
+        )
         return self._user_post(state, chat, record)
 
-    async def edit_text(self, user_id: int, message_id: int, text: str, *, chat_id: int | None = None,
-                        bot: str | None = None) -> MessageRecord:
+    async def edit_text(
+        self, user_id: int, message_id: int, text: str, *, chat_id: int | None = None, bot: str | None = None
+    ) -> MessageRecord:
         """Edit, as the user, one of their earlier text messages (the bot gets an edited_message)."""
         state = self._bot(bot)
         chat = self._user_chat(state, user_id, chat_id)
@@ -369,9 +420,16 @@ class BotApiEmulator:
         self.emit("user_edit", state, chat_id=chat.id, message=record.to_dict())
         return record
 
-    async def press_button(self, user_id: int, message_id: int, callback_data: str | None = None, *,
-                           button_text: str | None = None, chat_id: int | None = None,
-                           bot: str | None = None) -> str:
+    async def press_button(
+        self,
+        user_id: int,
+        message_id: int,
+        callback_data: str | None = None,
+        *,
+        button_text: str | None = None,
+        chat_id: int | None = None,
+        bot: str | None = None,
+    ) -> str:
         """Press an inline button (found by callback_data or label) as the user; return the callback id."""
         state = self._bot(bot)
         chat = self._user_chat(state, user_id, chat_id)
@@ -380,19 +438,31 @@ class BotApiEmulator:
             raise ControlError(f"no bot message {message_id} in chat {chat.id}")
         for button in record.buttons:
             if (callback_data is not None and button.get("callback_data") == callback_data) or (
-                    callback_data is None and button_text is not None and button.get("text") == button_text):
+                callback_data is None and button_text is not None and button.get("text") == button_text
+            ):
                 break
         else:
-            raise ControlError(f"message {message_id} has no button {callback_data or button_text!r}; "
-                               f"buttons: {record.button_texts}")
+            raise ControlError(
+                f"message {message_id} has no button {callback_data or button_text!r}; "
+                f"buttons: {record.button_texts}"
+            )
         if "callback_data" not in button:
             raise ControlError(f"button {button.get('text')!r} opens a link, it sends no callback query")
-        query = CallbackRecord(id=state.next_callback_id(), user_id=user_id, chat_id=chat.id,
-                               message_id=message_id, data=button["callback_data"])
+        query = CallbackRecord(
+            id=state.next_callback_id(),
+            user_id=user_id,
+            chat_id=chat.id,
+            message_id=message_id,
+            data=button["callback_data"],
+        )
         state.callbacks[query.id] = query
-        payload = {"id": query.id, "from": self._user(user_id).to_api(),
-                   "message": message_to_api(state, chat, record, self.users_by_id),
-                   "chat_instance": str(abs(hash((state.user.id, chat.id)))), "data": query.data}
+        payload = {
+            "id": query.id,
+            "from": self._user(user_id).to_api(),
+            "message": message_to_api(state, chat, record, self.users_by_id),
+            "chat_instance": str(abs(hash((state.user.id, chat.id)))),
+            "data": query.data,
+        }
         state.enqueue("callback_query", payload)
         self.emit("callback_query", state, chat_id=chat.id, callback=query.to_dict())
         return query.id
@@ -403,22 +473,48 @@ class BotApiEmulator:
             raise ControlError("caption longer than 1024 UTF-16 code units")
         return {"caption": caption or "", "entities": detect_entities(caption or "")}
 
-    async def _send_file(self, user_id: int, kind: str, data: bytes, file_name: str | None,
-                         mime_type: str | None, caption: str | None, chat_id: int | None, reply_to: int | None,
-                         bot: str | None, **extra: Any) -> MessageRecord:
+    async def _send_file(
+        self,
+        user_id: int,
+        kind: str,
+        data: bytes,
+        file_name: str | None,
+        mime_type: str | None,
+        caption: str | None,
+        chat_id: int | None,
+        reply_to: int | None,
+        bot: str | None,
+        **extra: Any,
+    ) -> MessageRecord:
         """Send a document, voice note or video as the user."""
         state = self._bot(bot)
         chat = self._user_chat(state, user_id, chat_id)
         if not data:
             raise ControlError("a file must not be empty")
         stored = self.files.add(kind, data, file_name, mime_type)
-        record = self._user_record(chat, user_id, kind, reply_to, media={kind: media_object(stored, **extra)},
-                                   file=stored, **self._caption(caption))
+        record = self._user_record(
+            chat,
+            user_id,
+            kind,
+            reply_to,
+            media={kind: media_object(stored, **extra)},
+            file=stored,
+            **self._caption(caption),
+        )
         return self._user_post(state, chat, record)
 
-    async def send_photo(self, user_id: int, data: bytes, *, caption: str | None = None, width: int | None = None,
-                         height: int | None = None, chat_id: int | None = None, reply_to: int | None = None,
-                         bot: str | None = None) -> MessageRecord:
+    async def send_photo(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        bot: str | None = None,
+    ) -> MessageRecord:
         """Send a photo as the user (PNG/JPEG/GIF/WebP; several sizes, the largest holds the bytes)."""
         state = self._bot(bot)
         chat = self._user_chat(state, user_id, chat_id)
@@ -426,44 +522,110 @@ class BotApiEmulator:
         if size is None:
             raise ControlError("not a PNG, JPEG, GIF or WebP image: give width and height")
         sizes, largest = self.files.photo_sizes(data, *size)
-        record = self._user_record(chat, user_id, "photo", reply_to, media={"photo": sizes}, file=largest,
-                                   **self._caption(caption))
+        record = self._user_record(
+            chat, user_id, "photo", reply_to, media={"photo": sizes}, file=largest, **self._caption(caption)
+        )
         return self._user_post(state, chat, record)
 
-    async def send_document(self, user_id: int, data: bytes, file_name: str, *, mime_type: str | None = None,
-                            caption: str | None = None, chat_id: int | None = None, reply_to: int | None = None,
-                            bot: str | None = None) -> MessageRecord:
+    async def send_document(
+        self,
+        user_id: int,
+        data: bytes,
+        file_name: str,
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        bot: str | None = None,
+    ) -> MessageRecord:
         """Send a document as the user."""
-        return await self._send_file(user_id, "document", data, file_name, mime_type, caption, chat_id, reply_to,
-                                     bot)
+        return await self._send_file(
+            user_id, "document", data, file_name, mime_type, caption, chat_id, reply_to, bot
+        )
 
-    async def send_voice(self, user_id: int, data: bytes, *, duration: int = 1, mime_type: str = "audio/ogg",
-                         caption: str | None = None, chat_id: int | None = None, reply_to: int | None = None,
-                         bot: str | None = None) -> MessageRecord:
+    async def send_voice(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        duration: int = 1,
+        mime_type: str = "audio/ogg",
+        caption: str | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        bot: str | None = None,
+    ) -> MessageRecord:
         """Send a voice note as the user."""
-        return await self._send_file(user_id, "voice", data, None, mime_type, caption, chat_id, reply_to, bot,
-                                     duration=duration)
+        return await self._send_file(
+            user_id, "voice", data, None, mime_type, caption, chat_id, reply_to, bot, duration=duration
+        )
 
-    async def send_video(self, user_id: int, data: bytes, *, width: int = 640, height: int = 360,
-                         duration: int = 1, mime_type: str = "video/mp4", file_name: str | None = None,
-                         caption: str | None = None, chat_id: int | None = None, reply_to: int | None = None,
-                         bot: str | None = None) -> MessageRecord:
+    async def send_video(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        width: int = 640,
+        height: int = 360,
+        duration: int = 1,
+        mime_type: str = "video/mp4",
+        file_name: str | None = None,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        bot: str | None = None,
+    ) -> MessageRecord:
         """Send a video as the user."""
-        return await self._send_file(user_id, "video", data, file_name, mime_type, caption, chat_id, reply_to,
-                                     bot, width=width, height=height, duration=duration)
+        return await self._send_file(
+            user_id,
+            "video",
+            data,
+            file_name,
+            mime_type,
+            caption,
+            chat_id,
+            reply_to,
+            bot,
+            width=width,
+            height=height,
+            duration=duration,
+        )
 
-    async def send_location(self, user_id: int, latitude: float, longitude: float, *, chat_id: int | None = None,
-                            reply_to: int | None = None, bot: str | None = None) -> MessageRecord:
+    async def send_location(
+        self,
+        user_id: int,
+        latitude: float,
+        longitude: float,
+        *,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        bot: str | None = None,
+    ) -> MessageRecord:
         """Share a location as the user."""
         state = self._bot(bot)
         chat = self._user_chat(state, user_id, chat_id)
-        record = self._user_record(chat, user_id, "location", reply_to,
-                                   media={"location": {"latitude": float(latitude), "longitude": float(longitude)}})
+        record = self._user_record(
+            chat,
+            user_id,
+            "location",
+            reply_to,
+            media={"location": {"latitude": float(latitude), "longitude": float(longitude)}},
+        )
         return self._user_post(state, chat, record)
 
-    async def send_contact(self, user_id: int, phone_number: str, first_name: str, *, last_name: str | None = None,
-                           contact_user_id: int | None = None, chat_id: int | None = None,
-                           reply_to: int | None = None, bot: str | None = None) -> MessageRecord:
+    async def send_contact(
+        self,
+        user_id: int,
+        phone_number: str,
+        first_name: str,
+        *,
+        last_name: str | None = None,
+        contact_user_id: int | None = None,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        bot: str | None = None,
+    ) -> MessageRecord:
         """Share a phone contact as the user."""
         state = self._bot(bot)
         chat = self._user_chat(state, user_id, chat_id)
@@ -475,17 +637,27 @@ class BotApiEmulator:
         record = self._user_record(chat, user_id, "contact", reply_to, media={"contact": contact})
         return self._user_post(state, chat, record)
 
-    async def send_sticker(self, user_id: int, *, emoji: str = "🙂", data: bytes = b"RIFF\0\0\0\0WEBP",
-                           chat_id: int | None = None, reply_to: int | None = None,
-                           bot: str | None = None) -> MessageRecord:
+    async def send_sticker(
+        self,
+        user_id: int,
+        *,
+        emoji: str = "🙂",
+        data: bytes = b"RIFF\0\0\0\0WEBP",
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        bot: str | None = None,
+    ) -> MessageRecord:
         """Send a sticker as the user."""
         state = self._bot(bot)
         chat = self._user_chat(state, user_id, chat_id)
         stored = self.files.add("sticker", data, None, "image/webp")
-        sticker = media_object(stored, type="regular", width=512, height=512, is_animated=False, is_video=False,
-                               emoji=emoji)
+        sticker = media_object(
+            stored, type="regular", width=512, height=512, is_animated=False, is_video=False, emoji=emoji
+        )
         sticker.pop("mime_type", None)
-        record = self._user_record(chat, user_id, "sticker", reply_to, media={"sticker": sticker}, file=stored)
+        record = self._user_record(
+            chat, user_id, "sticker", reply_to, media={"sticker": sticker}, file=stored
+        )
         return self._user_post(state, chat, record)
 
     async def block(self, user_id: int, *, bot: str | None = None) -> None:
@@ -507,15 +679,21 @@ class BotApiEmulator:
         chat.started = chat.started or not blocked
         old, new = ("member", "kicked") if blocked else ("kicked", "member")
         member = {"user": state.user.to_api()}
-        payload = {"chat": {"id": user.id, "type": "private", "first_name": user.first_name}, "from": user.to_api(),
-                   "date": now_date(), "old_chat_member": {**member, "status": old, **_until(old)},
-                   "new_chat_member": {**member, "status": new, **_until(new)}}
+        payload = {
+            "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+            "from": user.to_api(),
+            "date": now_date(),
+            "old_chat_member": {**member, "status": old, **_until(old)},
+            "new_chat_member": {**member, "status": new, **_until(new)},
+        }
         state.enqueue("my_chat_member", payload)
         self.emit("block" if blocked else "unblock", state, chat_id=user_id)
 
     # ----------------------------------------------------------------- reading what happened
 
-    def messages(self, chat_id: int, *, include_user: bool = False, bot: str | None = None) -> list[MessageRecord]:
+    def messages(
+        self, chat_id: int, *, include_user: bool = False, bot: str | None = None
+    ) -> list[MessageRecord]:
         """Return the bot's messages in a chat, oldest first (with include_user, the whole conversation).
 
         Records are live: later edits and deletions show in them (`history`, `deleted`).
@@ -567,20 +745,32 @@ class BotApiEmulator:
         chat = self._bot(bot).chats.get(chat_id)
         if chat is None:
             raise ControlError(f"unknown chat {chat_id}")
-        return {"id": chat.id, "type": chat.type, "title": chat.title, "started": chat.started,
-                "blocked": chat.blocked, "last_action": chat.last_action, "members": sorted(chat.member_ids)}
+        return {
+            "id": chat.id,
+            "type": chat.type,
+            "title": chat.title,
+            "started": chat.started,
+            "blocked": chat.blocked,
+            "last_action": chat.last_action,
+            "members": sorted(chat.member_ids),
+        }
 
-    def commands(self, scope: dict[str, Any] | None = None, language_code: str = "", *,
-                 bot: str | None = None) -> list[dict[str, Any]]:
+    def commands(
+        self, scope: dict[str, Any] | None = None, language_code: str = "", *, bot: str | None = None
+    ) -> list[dict[str, Any]]:
         """Return the command menu the bot set for a scope and language."""
         return copy.deepcopy(self._bot(bot).commands.get((scope_key(scope), language_code), []))
 
     def all_commands(self, *, bot: str | None = None) -> list[dict[str, Any]]:
         """Return every command menu the bot set, with its scope and language."""
-        return [{"scope": json.loads(scope), "language_code": lang, "commands": copy.deepcopy(commands)}
-                for (scope, lang), commands in self._bot(bot).commands.items()]
+        return [
+            {"scope": json.loads(scope), "language_code": lang, "commands": copy.deepcopy(commands)}
+            for (scope, lang), commands in self._bot(bot).commands.items()
+        ]
 
-    async def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, message: str | None = None) -> T:
+    async def wait_for(
+        self, predicate: Callable[[], T], timeout: float = 5.0, message: str | None = None
+    ) -> T:
         """Wait until predicate() returns something truthy and return it; TimeoutError after `timeout`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -592,14 +782,14 @@ class BotApiEmulator:
             if remaining <= 0 or self.stopping:
                 raise TimeoutError(message or f"condition not met within {timeout} s")
             event = self._change
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                pass
 
-    async def wait_for_messages(self, chat_id: int, n: int = 1, timeout: float = 5.0, *,
-                                bot: str | None = None) -> list[MessageRecord]:
+    async def wait_for_messages(
+        self, chat_id: int, n: int = 1, timeout: float = 5.0, *, bot: str | None = None
+    ) -> list[MessageRecord]:
         """Wait until the bot has sent at least n messages to the chat; return all of them."""
+
         def enough() -> list[MessageRecord]:
             found = self.messages(chat_id, bot=bot)
             return found if len(found) >= n else []
@@ -608,27 +798,51 @@ class BotApiEmulator:
             return await self.wait_for(enough, timeout)
         except TimeoutError:
             got = [record.body[:80] for record in self.messages(chat_id, bot=bot)]
-            raise TimeoutError(f"chat {chat_id}: expected {n} bot messages within {timeout} s, "
-                               f"got {len(got)}: {got}") from None
+            raise TimeoutError(
+                f"chat {chat_id}: expected {n} bot messages within {timeout} s, got {len(got)}: {got}"
+            ) from None
 
-    async def wait_for_callback_answer(self, callback_id: str, timeout: float = 5.0, *,
-                                       bot: str | None = None) -> CallbackRecord:
+    async def wait_for_callback_answer(
+        self, callback_id: str, timeout: float = 5.0, *, bot: str | None = None
+    ) -> CallbackRecord:
         """Wait until the bot answered a button press; return the press with the answer."""
         query = self.callback(callback_id, bot=bot)
-        await self.wait_for(lambda: query.answered, timeout, f"callback {callback_id} not answered in {timeout} s")
+        await self.wait_for(
+            lambda: query.answered, timeout, f"callback {callback_id} not answered in {timeout} s"
+        )
         return query
 
     # ----------------------------------------------------------------- faults, limits, reset
 
-    def inject_fault(self, method: str, *, times: int = 1, chat_id: int | None = None,
-                     error_code: int | None = None, description: str | None = None, retry_after: int | None = None,
-                     delay: float = 0.0, drop: bool = False, process: bool = False) -> Fault:
+    def inject_fault(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        chat_id: int | None = None,
+        error_code: int | None = None,
+        description: str | None = None,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        drop: bool = False,
+        process: bool = False,
+    ) -> Fault:
         """Make the next `times` calls of a Bot API method ("*" for any) misbehave; see Fault."""
         if error_code is None and retry_after is None and not drop and not delay:
             raise ControlError("a fault needs an error_code, retry_after, drop or delay")
         self._fault_counter += 1
-        fault = Fault(method=method, times=times, chat_id=chat_id, error_code=error_code, description=description,
-                      retry_after=retry_after, delay=delay, drop=drop, process=process, id=self._fault_counter)
+        fault = Fault(
+            method=method,
+            times=times,
+            chat_id=chat_id,
+            error_code=error_code,
+            description=description,
+            retry_after=retry_after,
+            delay=delay,
+            drop=drop,
+            process=process,
+            id=self._fault_counter,
+        )
         self._faults.append(fault)
         return fault
 
@@ -643,7 +857,7 @@ class BotApiEmulator:
     def _take_fault(self, method: str, params: Params) -> Fault | None:
         """Return (and use up once) the first fault matching this call."""
         try:
-            chat_id = params.int("chat_id")
+            chat_id = params.integer("chat_id")
         except ApiError:
             chat_id = None
         for fault in self._faults:
@@ -660,9 +874,12 @@ class BotApiEmulator:
 
     def stats(self) -> dict[str, Any]:
         """Return the meter's figures plus a few counts."""
-        return {**self.meter.summary(), "users": len(self.users_by_id),
-                "pending_updates": {state.user.username: len(state.updates) for state in self._bots.values()},
-                "faults": [fault.to_dict() for fault in self.faults()]}
+        return {
+            **self.meter.summary(),
+            "users": len(self.users_by_id),
+            "pending_updates": {state.user.username: len(state.updates) for state in self._bots.values()},
+            "faults": [fault.to_dict() for fault in self.faults()],
+        }
 
     async def reset(self) -> None:
         """Forget users, chats, messages, files, faults and measurements; keep the bots and the limits."""
@@ -722,7 +939,9 @@ async def _serve(args: argparse.Namespace) -> None:
     from bot.cli import out
 
     limits = RateLimits.unlimited() if args.unlimited else RateLimits.telegram()
-    emulator = BotApiEmulator(args.token, username=args.username, first_name=args.first_name, rate_limits=limits)
+    emulator = BotApiEmulator(
+        args.token, username=args.username, first_name=args.first_name, rate_limits=limits
+    )
     url = await emulator.start(args.host, args.port)
     out(url)
     stop = asyncio.Event()
@@ -735,11 +954,15 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator as a separate process; print its base URL on the first line."""
-    parser = argparse.ArgumentParser(prog="python -m bot.sandbox.emulator",
-                                     description="Local Telegram Bot API emulator with a control API.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.sandbox.emulator",
+        description="Local Telegram Bot API emulator with a control API.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081, help="0 picks a free port")
-    parser.add_argument("--token", default=DEFAULT_TOKEN, help="the bot token it accepts (a fake one by default)")
+    parser.add_argument(
+        "--token", default=DEFAULT_TOKEN, help="the bot token it accepts (a fake one by default)"
+    )
     parser.add_argument("--username", default="liaison_bot")
     parser.add_argument("--first-name", default="Liaison")
     parser.add_argument("--unlimited", action="store_true", help="do not enforce Telegram's rate limits")

@@ -35,8 +35,10 @@ class _Control:
 
     async def index(self, request: web.Request, body: dict[str, Any]) -> Any:
         """List the endpoints."""
-        return [{"method": method, "path": path, "doc": (handler.__doc__ or "").strip()}
-                for method, path, handler in self.routes()]
+        return [
+            {"method": method, "path": path, "doc": (handler.__doc__ or "").strip()}
+            for method, path, handler in self.routes()
+        ]
 
     async def bots(self, request: web.Request, body: dict[str, Any]) -> Any:
         """List the bots."""
@@ -44,8 +46,9 @@ class _Control:
 
     async def add_bot(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Add a bot token."""
-        return self.emu.add_bot(_need(body, "token"), body.get("username", "liaison_bot"),
-                                body.get("first_name", "Liaison")).to_dict()
+        return self.emu.add_bot(
+            _need(body, "token"), body.get("username", "liaison_bot"), body.get("first_name", "Liaison")
+        ).to_dict()
 
     async def users(self, request: web.Request, body: dict[str, Any]) -> Any:
         """List the users."""
@@ -54,29 +57,49 @@ class _Control:
     async def create_user(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Create a user."""
         user = await self.emu.create_user(
-            body.get("first_name", "Test"), user_id=body.get("user_id", body.get("id")),
-            last_name=body.get("last_name"), username=body.get("username"),
-            language_code=body.get("language_code"), started=bool(body.get("started", False)), bot=_bot(body))
+            body.get("first_name", "Test"),
+            user_id=body.get("user_id", body.get("id")),
+            last_name=body.get("last_name"),
+            username=body.get("username"),
+            language_code=body.get("language_code"),
+            started=bool(body.get("started", False)),
+            bot=_bot(body),
+        )
         return user.to_dict()
 
     async def text(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Send a text as the user."""
-        record = await self.emu.send_text(_user_id(request), _need(body, "text"), chat_id=body.get("chat_id"),
-                                          reply_to=body.get("reply_to"), entities=body.get("entities"),
-                                          bot=_bot(body))
+        record = await self.emu.send_text(
+            _user_id(request),
+            _need(body, "text"),
+            chat_id=body.get("chat_id"),
+            reply_to=body.get("reply_to"),
+            entities=body.get("entities"),
+            bot=_bot(body),
+        )
         return record.to_dict()
 
     async def edit(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Edit a text as the user."""
-        record = await self.emu.edit_text(_user_id(request), int(_need(body, "message_id")), _need(body, "text"),
-                                          chat_id=body.get("chat_id"), bot=_bot(body))
+        record = await self.emu.edit_text(
+            _user_id(request),
+            int(_need(body, "message_id")),
+            _need(body, "text"),
+            chat_id=body.get("chat_id"),
+            bot=_bot(body),
+        )
         return record.to_dict()
 
     async def press(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Press an inline button as the user."""
         callback_id = await self.emu.press_button(
-            _user_id(request), int(_need(body, "message_id")), body.get("callback_data"),
-            button_text=body.get("button_text"), chat_id=body.get("chat_id"), bot=_bot(body))
+            _user_id(request),
+            int(_need(body, "message_id")),
+            body.get("callback_data"),
+            button_text=body.get("button_text"),
+            chat_id=body.get("chat_id"),
+            bot=_bot(body),
+        )
         return {"callback_query_id": callback_id}
 
     async def upload(self, request: web.Request, body: dict[str, Any]) -> Any:
@@ -85,45 +108,80 @@ class _Control:
         data = body.pop("_file_bytes", None)
         if data is None:
             data = base64.b64decode(_need(body, "data_base64"))
-        common = {"caption": body.get("caption"), "chat_id": _int_or_none(body.get("chat_id")),
-                  "reply_to": _int_or_none(body.get("reply_to")), "bot": _bot(body)}
+        common: dict[str, Any] = {
+            "caption": body.get("caption"),
+            "chat_id": _int_or_none(body.get("chat_id")),
+            "reply_to": _int_or_none(body.get("reply_to")),
+            "bot": _bot(body),
+        }
         if kind == "photo":
-            record = await self.emu.send_photo(user_id, data, width=_int_or_none(body.get("width")),
-                                               height=_int_or_none(body.get("height")), **common)
+            record = await self.emu.send_photo(
+                user_id,
+                data,
+                width=_int_or_none(body.get("width")),
+                height=_int_or_none(body.get("height")),
+                **common,
+            )
         elif kind == "document":
-            record = await self.emu.send_document(user_id, data, body.get("file_name") or "file.bin",
-                                                   mime_type=body.get("mime_type"), **common)
+            record = await self.emu.send_document(
+                user_id, data, body.get("file_name") or "file.bin", mime_type=body.get("mime_type"), **common
+            )
         elif kind == "voice":
-            record = await self.emu.send_voice(user_id, data, duration=int(body.get("duration", 1)),
-                                               mime_type=body.get("mime_type") or "audio/ogg", **common)
+            record = await self.emu.send_voice(
+                user_id,
+                data,
+                duration=int(body.get("duration", 1)),
+                mime_type=body.get("mime_type") or "audio/ogg",
+                **common,
+            )
         else:
-            record = await self.emu.send_video(user_id, data, width=int(body.get("width", 640)),
-                                               height=int(body.get("height", 360)),
-                                               duration=int(body.get("duration", 1)),
-                                               mime_type=body.get("mime_type") or "video/mp4",
-                                               file_name=body.get("file_name"), **common)
+            record = await self.emu.send_video(
+                user_id,
+                data,
+                width=int(body.get("width", 640)),
+                height=int(body.get("height", 360)),
+                duration=int(body.get("duration", 1)),
+                mime_type=body.get("mime_type") or "video/mp4",
+                file_name=body.get("file_name"),
+                **common,
+            )
         return record.to_dict()
 
     async def location(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Share a location as the user."""
-        record = await self.emu.send_location(_user_id(request), float(_need(body, "latitude")),
-                                              float(_need(body, "longitude")), chat_id=body.get("chat_id"),
-                                              reply_to=body.get("reply_to"), bot=_bot(body))
+        record = await self.emu.send_location(
+            _user_id(request),
+            float(_need(body, "latitude")),
+            float(_need(body, "longitude")),
+            chat_id=body.get("chat_id"),
+            reply_to=body.get("reply_to"),
+            bot=_bot(body),
+        )
         return record.to_dict()
 
     async def contact(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Share a contact as the user."""
         record = await self.emu.send_contact(
-            _user_id(request), _need(body, "phone_number"), _need(body, "first_name"),
-            last_name=body.get("last_name"), contact_user_id=body.get("contact_user_id"),
-            chat_id=body.get("chat_id"), reply_to=body.get("reply_to"), bot=_bot(body))
+            _user_id(request),
+            _need(body, "phone_number"),
+            _need(body, "first_name"),
+            last_name=body.get("last_name"),
+            contact_user_id=body.get("contact_user_id"),
+            chat_id=body.get("chat_id"),
+            reply_to=body.get("reply_to"),
+            bot=_bot(body),
+        )
         return record.to_dict()
 
     async def sticker(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Send a sticker as the user."""
-        record = await self.emu.send_sticker(_user_id(request), emoji=body.get("emoji", "🙂"),
-                                             chat_id=body.get("chat_id"), reply_to=body.get("reply_to"),
-                                             bot=_bot(body))
+        record = await self.emu.send_sticker(
+            _user_id(request),
+            emoji=body.get("emoji", "🙂"),
+            chat_id=body.get("chat_id"),
+            reply_to=body.get("reply_to"),
+            bot=_bot(body),
+        )
         return record.to_dict()
 
     async def block(self, request: web.Request, body: dict[str, Any]) -> Any:
@@ -138,8 +196,12 @@ class _Control:
 
     async def group(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Create a group chat."""
-        chat_id = await self.emu.create_group(_need(body, "title"), [int(m) for m in body.get("member_ids", [])],
-                                              chat_id=body.get("chat_id"), bot=_bot(body))
+        chat_id = await self.emu.create_group(
+            _need(body, "title"),
+            [int(m) for m in body.get("member_ids", [])],
+            chat_id=body.get("chat_id"),
+            bot=_bot(body),
+        )
         return {"chat_id": chat_id}
 
     async def chat(self, request: web.Request, body: dict[str, Any]) -> Any:
@@ -154,19 +216,28 @@ class _Control:
 
     async def message(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Return one message."""
-        return self.emu.message(_path_int(request, "chat_id"), _path_int(request, "message_id"),
-                                bot=_bot(body)).to_dict()
+        return self.emu.message(
+            _path_int(request, "chat_id"), _path_int(request, "message_id"), bot=_bot(body)
+        ).to_dict()
 
     async def set_date(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Change the date of a message."""
-        self.emu.set_message_date(_path_int(request, "chat_id"), _path_int(request, "message_id"),
-                                  int(_need(body, "date")), bot=_bot(body))
+        self.emu.set_message_date(
+            _path_int(request, "chat_id"),
+            _path_int(request, "message_id"),
+            int(_need(body, "date")),
+            bot=_bot(body),
+        )
         return True
 
     async def wait(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Wait until the bot has sent n messages to the chat."""
-        records = await self.emu.wait_for_messages(_path_int(request, "chat_id"), int(body.get("n", 1)),
-                                                   float(body.get("timeout", 5.0)), bot=_bot(body))
+        records = await self.emu.wait_for_messages(
+            _path_int(request, "chat_id"),
+            int(body.get("n", 1)),
+            float(body.get("timeout", 5.0)),
+            bot=_bot(body),
+        )
         return [record.to_dict() for record in records]
 
     async def callback(self, request: web.Request, body: dict[str, Any]) -> Any:
@@ -181,8 +252,11 @@ class _Control:
         """Download a file's bytes (sent by the bot or by a user)."""
         stored = self.emu.file(request.match_info["file_id"])
         name = stored.file_name or stored.file_path.rsplit("/", 1)[-1]
-        return web.Response(body=stored.data or b"", content_type=stored.mime_type or "application/octet-stream",
-                            headers={"Content-Disposition": f'attachment; filename="{_ascii(name)}"'})
+        return web.Response(
+            body=stored.data or b"",
+            content_type=stored.mime_type or "application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{_ascii(name)}"'},
+        )
 
     async def commands(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Return the command menus the bot set (all of them, or one scope/language_code)."""
@@ -202,10 +276,16 @@ class _Control:
     async def inject(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Inject a fault."""
         fault = self.emu.inject_fault(
-            _need(body, "method"), times=int(body.get("times", 1)), chat_id=_int_or_none(body.get("chat_id")),
-            error_code=_int_or_none(body.get("error_code")), description=body.get("description"),
-            retry_after=_int_or_none(body.get("retry_after")), delay=float(body.get("delay", 0.0)),
-            drop=bool(body.get("drop", False)), process=bool(body.get("process", False)))
+            _need(body, "method"),
+            times=int(body.get("times", 1)),
+            chat_id=_int_or_none(body.get("chat_id")),
+            error_code=_int_or_none(body.get("error_code")),
+            description=body.get("description"),
+            retry_after=_int_or_none(body.get("retry_after")),
+            delay=float(body.get("delay", 0.0)),
+            drop=bool(body.get("drop", False)),
+            process=bool(body.get("process", False)),
+        )
         return fault.to_dict()
 
     async def clear_faults(self, request: web.Request, body: dict[str, Any]) -> Any:
@@ -245,8 +325,13 @@ class _Control:
     async def events(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         """Stream events as server-sent events (chat_id=N for one chat's events only)."""
         chat_id = _int_or_none(request.query.get("chat_id"))
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                               "X-Accel-Buffering": "no"})
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
         await response.prepare(request)
         queue = self.emu.subscribe(chat_id)
         try:
@@ -265,7 +350,6 @@ class _Control:
         finally:
             self.emu.unsubscribe(queue)
         return response
-
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         """Return (HTTP method, path, handler) of every endpoint."""
@@ -345,7 +429,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
     body: dict[str, Any] = dict(request.query)
     if request.method in ("GET", "HEAD") or not request.body_exists:
         return body
-    if request.content_type == "multipart/form-data" or request.content_type == "application/x-www-form-urlencoded":
+    if (
+        request.content_type == "multipart/form-data"
+        or request.content_type == "application/x-www-form-urlencoded"
+    ):
         form = await request.post()
         for key, value in form.items():
             if isinstance(value, web.FileField):
@@ -371,6 +458,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Turn a control handler into an aiohttp handler with the {"ok": ..., "result"/"error": ...} envelope."""
+
     async def endpoint(request: web.Request) -> web.StreamResponse:
         try:
             result = await handler(request, await _body(request))

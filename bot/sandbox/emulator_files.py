@@ -13,10 +13,25 @@ from bot.sandbox.emulator_records import StoredFile
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
-_FOLDERS = {"photo": "photos", "document": "documents", "voice": "voice", "video": "videos",
-            "audio": "music", "animation": "animations", "sticker": "stickers", "video_note": "video_notes"}
-_DEFAULT_EXT = {"photo": ".jpg", "voice": ".oga", "video": ".mp4", "audio": ".mp3", "animation": ".mp4",
-                "sticker": ".webp", "video_note": ".mp4"}
+_FOLDERS = {
+    "photo": "photos",
+    "document": "documents",
+    "voice": "voice",
+    "video": "videos",
+    "audio": "music",
+    "animation": "animations",
+    "sticker": "stickers",
+    "video_note": "video_notes",
+}
+_DEFAULT_EXT = {
+    "photo": ".jpg",
+    "voice": ".oga",
+    "video": ".mp4",
+    "audio": ".mp3",
+    "animation": ".mp4",
+    "sticker": ".webp",
+    "video_note": ".mp4",
+}
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
@@ -69,7 +84,9 @@ class FileStore:
         self._by_path: dict[str, StoredFile] = {}
         self._counter = 0
 
-    def add(self, kind: str, data: bytes, file_name: str | None = None, mime_type: str | None = None) -> StoredFile:
+    def add(
+        self, kind: str, data: bytes, file_name: str | None = None, mime_type: str | None = None
+    ) -> StoredFile:
         """Store bytes as a new file of the given kind (photo, document, voice, ...) and return it."""
         self._counter += 1
         if mime_type in (None, "", "application/octet-stream") and file_name:
@@ -119,16 +136,25 @@ class FileStore:
             scale = side / max(width, height, 1)
             stored = self.add("photo", data)
             files.append(stored)
-            sizes.append({"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                          "width": max(1, round(width * scale)), "height": max(1, round(height * scale)),
-                          "file_size": stored.size})
+            sizes.append(
+                {
+                    "file_id": stored.file_id,
+                    "file_unique_id": stored.file_unique_id,
+                    "width": max(1, round(width * scale)),
+                    "height": max(1, round(height * scale)),
+                    "file_size": stored.size,
+                }
+            )
         return sizes, files[-1]
 
 
 def media_object(stored: StoredFile, **extra: Any) -> dict[str, Any]:
     """Return the Bot API object (Document, Voice, Video, ...) describing a stored file."""
-    data: dict[str, Any] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                            "file_size": stored.size}
+    data: dict[str, Any] = {
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        "file_size": stored.size,
+    }
     if stored.file_name:
         data["file_name"] = stored.file_name
     if stored.mime_type:

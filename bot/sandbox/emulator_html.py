@@ -13,13 +13,39 @@ from typing import Any
 
 #: Tags Telegram accepts in parse_mode=HTML.
 ALLOWED_TAGS = frozenset(
-    {"a", "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler",
-     "tg-emoji", "code", "pre", "blockquote"}
+    {
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "span",
+        "tg-spoiler",
+        "tg-emoji",
+        "code",
+        "pre",
+        "blockquote",
+    }
 )
 _ENTITY_OF_TAG = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
-    "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "span": "spoiler", "tg-spoiler": "spoiler", "code": "code", "pre": "pre",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "span": "spoiler",
+    "tg-spoiler": "spoiler",
+    "code": "code",
+    "pre": "pre",
 }
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _SPACE = " \t\n\r\f\v"
@@ -238,8 +264,9 @@ def _make_entity(
     if tag == "a":
         match = re.fullmatch(r"tg://user\?id=(\d+)", argument)
         if match:
-            entity.update(type="text_mention", user={"id": int(match.group(1)), "is_bot": False,
-                                                     "first_name": ""})
+            entity.update(
+                type="text_mention", user={"id": int(match.group(1)), "is_bot": False, "first_name": ""}
+            )
             return entity
         url = _normalize_url(argument)
         if url is None:
@@ -262,7 +289,7 @@ def _make_entity(
 def _normalize_url(url: str) -> str | None:
     """Return the URL as Telegram would store it, or None when it is not a valid link."""
     url = url.strip()
-    if not url or any(ch in url for ch in " \n\t<>\""):
+    if not url or any(ch in url for ch in ' \n\t<>"'):
         return None
     if re.match(r"^(https?|tg|ton|mailto)://", url, re.IGNORECASE) or url.lower().startswith("mailto:"):
         return url
@@ -305,8 +332,15 @@ def _u16_to_index(text: str) -> list[int]:
 def _open_markup(entity: dict[str, Any]) -> tuple[str, str]:
     """Return the HTML start and end tags for an entity ('' for entities that carry no markup)."""
     kind = entity["type"]
-    simple = {"bold": "b", "italic": "i", "underline": "u", "strikethrough": "s", "spoiler": "tg-spoiler",
-              "code": "code", "blockquote": "blockquote"}
+    simple = {
+        "bold": "b",
+        "italic": "i",
+        "underline": "u",
+        "strikethrough": "s",
+        "spoiler": "tg-spoiler",
+        "code": "code",
+        "blockquote": "blockquote",
+    }
     if kind in simple:
         return f"<{simple[kind]}>", f"</{simple[kind]}>"
     if kind == "expandable_blockquote":
@@ -321,7 +355,10 @@ def _open_markup(entity: dict[str, Any]) -> tuple[str, str]:
     if kind == "text_mention":
         return f'<a href="tg://user?id={int(entity["user"]["id"])}">', "</a>"
     if kind == "custom_emoji":
-        return f'<tg-emoji emoji-id="{html.escape(str(entity["custom_emoji_id"]), quote=True)}">', "</tg-emoji>"
+        return (
+            f'<tg-emoji emoji-id="{html.escape(str(entity["custom_emoji_id"]), quote=True)}">',
+            "</tg-emoji>",
+        )
     return "", ""
 
 
@@ -355,7 +392,12 @@ _COMMAND_RE = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?!
 _MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{5,32}(?!\w)")
 _HASHTAG_RE = re.compile(r"(?<![\w#])#[\w\u0E80-\u0EFF\u0300-\u036F]*[^\W\d_][\w\u0E80-\u0EFF\u0300-\u036F]*")
 _URL_RE = re.compile(r"\bhttps?://[^\s<>\"]+[^\s<>\".,;:!?)\]]")
-_AUTO_TYPES = (("bot_command", _COMMAND_RE), ("mention", _MENTION_RE), ("hashtag", _HASHTAG_RE), ("url", _URL_RE))
+_AUTO_TYPES = (
+    ("bot_command", _COMMAND_RE),
+    ("mention", _MENTION_RE),
+    ("hashtag", _HASHTAG_RE),
+    ("url", _URL_RE),
+)
 
 
 def detect_entities(text: str) -> list[dict[str, Any]]:
@@ -368,7 +410,9 @@ def detect_entities(text: str) -> list[dict[str, Any]]:
             if any(start < t_end and t_start < end for t_start, t_end in taken):
                 continue
             taken.append((start, end))
-            found.append({"type": kind, "offset": utf16_len(text[:start]), "length": utf16_len(text[start:end])})
+            found.append(
+                {"type": kind, "offset": utf16_len(text[:start]), "length": utf16_len(text[start:end])}
+            )
     return sort_entities(found)
 
 

@@ -9,8 +9,21 @@ from typing import Any
 
 #: Methods that put a message into a chat; they count against the limits.
 SEND_METHODS = frozenset(
-    {"sendmessage", "sendphoto", "senddocument", "sendvoice", "sendvideo", "sendaudio", "sendanimation",
-     "sendsticker", "sendlocation", "sendcontact", "sendvideonote", "copymessage", "forwardmessage"}
+    {
+        "sendmessage",
+        "sendphoto",
+        "senddocument",
+        "sendvoice",
+        "sendvideo",
+        "sendaudio",
+        "sendanimation",
+        "sendsticker",
+        "sendlocation",
+        "sendcontact",
+        "sendvideonote",
+        "copymessage",
+        "forwardmessage",
+    }
 )
 #: Edits are throttled by Telegram too ("Too Many Requests" on a status message edited too often).
 EDIT_METHODS = frozenset({"editmessagetext", "editmessagecaption", "editmessagereplymarkup"})
@@ -141,8 +154,9 @@ class RateMeter:
     def max_per_second_overall(self, window: float = 1.0) -> int:
         """Return the most messages one bot sent within any sliding window (1 s by default)."""
         bots = {bot for _, bot, _, _ in self.sends}
-        return max((_max_in_window([t for t, b, _, _ in self.sends if b == bot], window) for bot in bots),
-                   default=0)
+        return max(
+            (_max_in_window([t for t, b, _, _ in self.sends if b == bot], window) for bot in bots), default=0
+        )
 
     def max_per_second_chat(self, chat_id: int | None = None, window: float = 1.0) -> int:
         """Return the most messages sent to one chat (or to the given chat) within any sliding window."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import time
@@ -32,12 +33,32 @@ MAX_CALLBACK_DATA = 64
 MAX_CALLBACK_ANSWER = 200
 DELETE_WINDOW = 48 * 3600
 CHAT_ACTIONS = frozenset(
-    {"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
-     "upload_document", "choose_sticker", "find_location", "record_video_note", "upload_video_note"}
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
 )
-_BUTTON_ACTIONS = ("url", "callback_data", "web_app", "login_url", "switch_inline_query",
-                   "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
-                   "callback_game", "pay")
+_BUTTON_ACTIONS = (
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+)
 _QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
 
 
@@ -66,14 +87,14 @@ class Params:
         """Tell whether the parameter was given with a non-empty value."""
         return self.values.get(name) not in (None, "")
 
-    def str(self, name: str, default: str | None = None) -> str | None:
+    def text(self, name: str, default: str | None = None) -> str | None:
         """Return a parameter as text."""
         value = self.values.get(name)
         if value is None:
             return default
         return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
-    def int(self, name: str, default: int | None = None) -> int | None:
+    def integer(self, name: str, default: int | None = None) -> int | None:
         """Return a parameter as an integer (400 if it is not one)."""
         value = self.values.get(name)
         if value in (None, ""):
@@ -85,15 +106,17 @@ class Params:
         except (TypeError, ValueError):
             raise bad_request(f"invalid {name} specified") from None
 
-    def float(self, name: str) -> float:
+    def number(self, name: str) -> float:
         """Return a required parameter as a number."""
         value = self.values.get(name)
         try:
             return float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise bad_request(f"{name} is empty" if value in (None, "") else f"invalid {name} specified") from None
+            raise bad_request(
+                f"{name} is empty" if value in (None, "") else f"invalid {name} specified"
+            ) from None
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def flag(self, name: str, default: bool = False) -> bool:
         """Return a parameter as a boolean ("true"/"false" in forms)."""
         value = self.values.get(name)
         if value in (None, ""):
@@ -102,7 +125,7 @@ class Params:
             return value
         return str(value).strip().lower() in ("true", "1", "yes")
 
-    def json(self, name: str) -> Any:
+    def json_value(self, name: str) -> Any:
         """Return a parameter holding an object or array (JSON text in forms)."""
         value = self.values.get(name)
         if value in (None, ""):
@@ -126,7 +149,7 @@ class Params:
 
     def message_id(self, name: str = "message_id") -> int:
         """Return a required message id."""
-        value = self.int(name)
+        value = self.integer(name)
         if value is None:
             raise bad_request("message identifier is not specified")
         return value
@@ -176,15 +199,16 @@ class BotApiMethods:
                 raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         return chat
 
-    def _formatted(self, p: Params, field: str, entities_field: str, limit: int, too_long: str,
-                   empty: str | None) -> tuple[str, list[dict[str, Any]], str | None, str | None]:
+    def _formatted(
+        self, p: Params, field: str, entities_field: str, limit: int, too_long: str, empty: str | None
+    ) -> tuple[str, list[dict[str, Any]], str | None, str | None]:
         """Parse a text or caption with its parse_mode; return (plain text, entities, raw, parse_mode)."""
-        raw = p.str(field)
-        parse_mode = p.str("parse_mode") or None
+        raw = p.text(field)
+        parse_mode = p.text("parse_mode") or None
         if raw is None:
             raw = ""
         if parse_mode is None:
-            given = p.json(entities_field) or []
+            given = p.json_value(entities_field) or []
             if not isinstance(given, list):
                 raise bad_request(f"can't parse {entities_field} JSON object")
             plain, entities = trim(raw, given)
@@ -203,7 +227,7 @@ class BotApiMethods:
 
     def _markup(self, p: Params) -> dict[str, Any] | None:
         """Return the validated reply_markup, if any."""
-        markup = p.json("reply_markup")
+        markup = p.json_value("reply_markup")
         if markup is None:
             return None
         if not isinstance(markup, dict):
@@ -216,13 +240,13 @@ class BotApiMethods:
 
     def _reply_to(self, chat: ChatState, p: Params) -> int | None:
         """Return the id of the message replied to, checking that it exists (or is allowed to miss)."""
-        params = p.json("reply_parameters") or {}
+        params = p.json_value("reply_parameters") or {}
         if not isinstance(params, dict):
             raise bad_request("can't parse reply parameters JSON object")
-        message_id = params.get("message_id", p.int("reply_to_message_id"))
+        message_id = params.get("message_id", p.integer("reply_to_message_id"))
         if message_id is None:
             return None
-        allow = params.get("allow_sending_without_reply", p.bool("allow_sending_without_reply"))
+        allow = params.get("allow_sending_without_reply", p.flag("allow_sending_without_reply"))
         other_chat = params.get("chat_id")
         if other_chat not in (None, chat.id):
             raise bad_request("message to be replied not found")
@@ -255,12 +279,14 @@ class BotApiMethods:
 
     def _common(self, p: Params) -> dict[str, Any]:
         """Return the send options every message keeps."""
-        preview = p.json("link_preview_options")
+        preview = p.json_value("link_preview_options")
         if preview is None and p.has("disable_web_page_preview"):
-            preview = {"is_disabled": p.bool("disable_web_page_preview")}
-        return {"protect_content": p.bool("protect_content"),
-                "disable_notification": p.bool("disable_notification"),
-                "link_preview_options": preview}
+            preview = {"is_disabled": p.flag("disable_web_page_preview")}
+        return {
+            "protect_content": p.flag("protect_content"),
+            "disable_notification": p.flag("disable_notification"),
+            "link_preview_options": preview,
+        }
 
     def _input_file(self, p: Params, field: str, kind: str) -> StoredFile:
         """Return the file given in `field`: a new upload, an attach:// part, or an existing file_id."""
@@ -289,7 +315,8 @@ class BotApiMethods:
         """Send a photo, document, voice, video, audio or animation with an optional caption."""
         chat = self._writable_chat(bot, p)
         caption, entities, raw, parse_mode = self._formatted(
-            p, "caption", "caption_entities", MAX_CAPTION, "message caption is too long", None)
+            p, "caption", "caption_entities", MAX_CAPTION, "message caption is too long", None
+        )
         markup = self._markup(p)
         reply_to = self._reply_to(chat, p)
         stored = self._input_file(p, kind, kind)
@@ -302,16 +329,29 @@ class BotApiMethods:
         else:
             extra: dict[str, Any] = {}
             if kind in ("voice", "video", "audio", "animation"):
-                extra["duration"] = p.int("duration", 0)
+                extra["duration"] = p.integer("duration", 0)
             if kind in ("video", "animation"):
-                extra["width"], extra["height"] = p.int("width", 0), p.int("height", 0)
+                extra["width"], extra["height"] = p.integer("width", 0), p.integer("height", 0)
             if kind == "audio":
-                extra["performer"], extra["title"] = p.str("performer"), p.str("title")
+                extra["performer"], extra["title"] = p.text("performer"), p.text("title")
             media = {kind: media_object(stored, **extra)}
         record = MessageRecord(
-            chat_id=chat.id, message_id=0, from_bot=True, sender_id=bot.user.id, date=0, kind=kind,
-            caption=caption, entities=entities, raw_text=raw, parse_mode=parse_mode, reply_markup=markup,
-            reply_to_message_id=reply_to, media=media, file=stored, **self._common(p))
+            chat_id=chat.id,
+            message_id=0,
+            from_bot=True,
+            sender_id=bot.user.id,
+            date=0,
+            kind=kind,
+            caption=caption,
+            entities=entities,
+            raw_text=raw,
+            parse_mode=parse_mode,
+            reply_markup=markup,
+            reply_to_message_id=reply_to,
+            media=media,
+            file=stored,
+            **self._common(p),
+        )
         return self._api(bot, chat, self._deliver(bot, chat, method, record))
 
     def _own_message(self, bot: BotState, p: Params, missing: str) -> tuple[ChatState, MessageRecord]:
@@ -335,13 +375,18 @@ class BotApiMethods:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
         return chat, record
 
-    def _apply_edit(self, bot: BotState, chat: ChatState, record: MessageRecord, method: str,
-                    changes: dict[str, Any]) -> dict[str, Any]:
-        """Apply an edit unless it changes nothing (400 "message is not modified"), keeping the old version."""
-        current_markup = record.reply_markup if record.reply_markup and "inline_keyboard" in record.reply_markup \
-            else None
-        compared = {"reply_markup": current_markup, "text": record.text, "caption": record.caption,
-                    "entities": record.entities}
+    def _apply_edit(
+        self, bot: BotState, chat: ChatState, record: MessageRecord, method: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Apply an edit unless it changes nothing (400 "not modified"); keep the old version in history."""
+        inline = record.reply_markup and "inline_keyboard" in record.reply_markup
+        current_markup = record.reply_markup if inline else None
+        compared = {
+            "reply_markup": current_markup,
+            "text": record.text,
+            "caption": record.caption,
+            "entities": record.entities,
+        }
         if all(compared.get(key) == value for key, value in changes.items() if key in compared):
             raise bad_request(
                 "message is not modified: specified new message content and reply markup are exactly the "
@@ -359,15 +404,21 @@ class BotApiMethods:
 
     async def api_getMe(self, bot: BotState, p: Params) -> dict[str, Any]:
         """Describe the bot."""
-        return {**bot.user.to_api(), "can_join_groups": True, "can_read_all_group_messages": not bot.privacy_mode,
-                "supports_inline_queries": False, "can_connect_to_business": False, "has_main_web_app": False}
+        return {
+            **bot.user.to_api(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": not bot.privacy_mode,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
 
     async def api_getUpdates(self, bot: BotState, p: Params) -> list[dict[str, Any]]:
         """Long-poll for updates; an update stays (and is sent again) until an offset confirms it."""
-        offset = p.int("offset")
-        limit = min(max(p.int("limit", 100) or 100, 1), 100)
-        timeout = max(0, p.int("timeout", 0) or 0)
-        allowed = p.json("allowed_updates")
+        offset = p.integer("offset")
+        limit = min(max(p.integer("limit", 100) or 100, 1), 100)
+        timeout = max(0, p.integer("timeout", 0) or 0)
+        allowed = p.json_value("allowed_updates")
         if isinstance(allowed, list):
             # Like Telegram, the choice is remembered; an empty list means "the default set".
             bot.allowed_updates = frozenset(allowed) if allowed else DEFAULT_ALLOWED_UPDATES
@@ -377,8 +428,11 @@ class BotApiMethods:
         try:
             while True:
                 if poll.superseded:
-                    raise ApiError(409, "Conflict: terminated by other getUpdates request; make sure that "
-                                        "only one bot instance is running")
+                    raise ApiError(
+                        409,
+                        "Conflict: terminated by other getUpdates request; make sure that "
+                        "only one bot instance is running",
+                    )
                 if self.emu.stopping:
                     return []
                 if bot.updates:
@@ -387,17 +441,15 @@ class BotApiMethods:
                 if remaining <= 0:
                     return []
                 event = bot.wakeup
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), remaining)
-                except TimeoutError:
-                    pass
         finally:
             if bot.poll is poll:
                 bot.poll = None
 
     async def api_deleteWebhook(self, bot: BotState, p: Params) -> bool:
         """There is never a webhook; drop_pending_updates empties the queue."""
-        if p.bool("drop_pending_updates"):
+        if p.flag("drop_pending_updates"):
             bot.updates.clear()
         return True
 
@@ -419,43 +471,47 @@ class BotApiMethods:
 
     async def api_setMyCommands(self, bot: BotState, p: Params) -> bool:
         """Store the command menu for a scope and language."""
-        commands = p.json("commands")
+        commands = p.json_value("commands")
         if not isinstance(commands, list) or len(commands) > 100:
             raise bad_request("can't parse commands JSON object")
         for command in commands:
             name = str(command.get("command", "")) if isinstance(command, dict) else ""
-            if not (1 <= len(name) <= 32) or not all(ch.islower() or ch.isdigit() or ch == "_" for ch in name) \
-                    or not name.isascii():
+            if (
+                not (1 <= len(name) <= 32)
+                or not all(ch.islower() or ch.isdigit() or ch == "_" for ch in name)
+                or not name.isascii()
+            ):
                 raise bad_request("BOT_COMMAND_INVALID")
             if not (1 <= len(str(command.get("description", ""))) <= 256):
                 raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
-        bot.commands[(scope_key(p.json("scope")), _language(p))] = [
-            {"command": c["command"], "description": c["description"]} for c in commands]
+        bot.commands[(scope_key(p.json_value("scope")), _language(p))] = [
+            {"command": c["command"], "description": c["description"]} for c in commands
+        ]
         return True
 
     async def api_getMyCommands(self, bot: BotState, p: Params) -> list[dict[str, Any]]:
         """Return the command menu stored for exactly this scope and language."""
-        return copy.deepcopy(bot.commands.get((scope_key(p.json("scope")), _language(p)), []))
+        return copy.deepcopy(bot.commands.get((scope_key(p.json_value("scope")), _language(p)), []))
 
     async def api_deleteMyCommands(self, bot: BotState, p: Params) -> bool:
         """Remove the command menu of a scope and language."""
-        bot.commands.pop((scope_key(p.json("scope")), _language(p)), None)
+        bot.commands.pop((scope_key(p.json_value("scope")), _language(p)), None)
         return True
 
     async def api_setChatMenuButton(self, bot: BotState, p: Params) -> bool:
         """Store the menu button of a chat (or the default one)."""
-        bot.menu_buttons[p.int("chat_id")] = p.json("menu_button") or {"type": "default"}
+        bot.menu_buttons[p.integer("chat_id")] = p.json_value("menu_button") or {"type": "default"}
         return True
 
     async def api_getChatMenuButton(self, bot: BotState, p: Params) -> dict[str, Any]:
         """Return a chat's menu button, falling back to the default one."""
-        chat_id = p.int("chat_id")
+        chat_id = p.integer("chat_id")
         button = bot.menu_buttons.get(chat_id) or bot.menu_buttons.get(None) or {"type": "commands"}
         return button if button.get("type") != "default" else {"type": "commands"}
 
     async def _set_text(self, bot: BotState, p: Params, key: str, limit: int) -> bool:
         """Store the bot's name, description or short description for a language."""
-        value = p.str(key) or ""
+        value = p.text(key) or ""
         if len(value) > limit:
             raise bad_request(f"{key} is too long")
         bot.texts[(key, _language(p))] = value
@@ -467,7 +523,11 @@ class BotApiMethods:
 
     async def api_getMyDescription(self, bot: BotState, p: Params) -> dict[str, str]:
         """Return the bot's description for a language (the default one otherwise)."""
-        return {"description": bot.texts.get(("description", _language(p)), bot.texts.get(("description", ""), ""))}
+        return {
+            "description": bot.texts.get(
+                ("description", _language(p)), bot.texts.get(("description", ""), "")
+            )
+        }
 
     async def api_setMyShortDescription(self, bot: BotState, p: Params) -> bool:
         """Store the bot's short description for a language."""
@@ -484,7 +544,11 @@ class BotApiMethods:
 
     async def api_getMyName(self, bot: BotState, p: Params) -> dict[str, str]:
         """Return the bot's name for a language (its first name otherwise)."""
-        return {"name": bot.texts.get(("name", _language(p))) or bot.texts.get(("name", "")) or bot.user.first_name}
+        return {
+            "name": bot.texts.get(("name", _language(p)))
+            or bot.texts.get(("name", ""))
+            or bot.user.first_name
+        }
 
     # ----------------------------------------------------------------- chats
 
@@ -492,15 +556,23 @@ class BotApiMethods:
         """Describe a chat (ChatFullInfo)."""
         chat = self._known_chat(bot, p.chat_id())
         info = chat_to_api(chat, self.emu.users_by_id)
-        info.update(accent_color_id=0, max_reaction_count=11,
-                    accepted_gift_types={"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
-                                         "premium_subscription": False, "gifts_from_channels": False})
+        info.update(
+            accent_color_id=0,
+            max_reaction_count=11,
+            accepted_gift_types={
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        )
         return info
 
     async def api_sendChatAction(self, bot: BotState, p: Params) -> bool:
         """Show "typing…" and the like."""
         chat = self._writable_chat(bot, p)
-        action = p.str("action")
+        action = p.text("action")
         if action not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
         chat.last_action = action
@@ -513,13 +585,25 @@ class BotApiMethods:
         """Send a text message."""
         chat = self._writable_chat(bot, p)
         text, entities, raw, parse_mode = self._formatted(
-            p, "text", "entities", MAX_TEXT, "message is too long", "message text is empty")
+            p, "text", "entities", MAX_TEXT, "message is too long", "message text is empty"
+        )
         markup = self._markup(p)
         reply_to = self._reply_to(chat, p)
         record = MessageRecord(
-            chat_id=chat.id, message_id=0, from_bot=True, sender_id=bot.user.id, date=0, kind="text", text=text,
-            entities=entities, raw_text=raw, parse_mode=parse_mode, reply_markup=markup,
-            reply_to_message_id=reply_to, **self._common(p))
+            chat_id=chat.id,
+            message_id=0,
+            from_bot=True,
+            sender_id=bot.user.id,
+            date=0,
+            kind="text",
+            text=text,
+            entities=entities,
+            raw_text=raw,
+            parse_mode=parse_mode,
+            reply_markup=markup,
+            reply_to_message_id=reply_to,
+            **self._common(p),
+        )
         return self._api(bot, chat, self._deliver(bot, chat, "sendMessage", record))
 
     async def api_sendPhoto(self, bot: BotState, p: Params) -> dict[str, Any]:
@@ -549,30 +633,46 @@ class BotApiMethods:
     async def api_sendLocation(self, bot: BotState, p: Params) -> dict[str, Any]:
         """Send a point on the map."""
         chat = self._writable_chat(bot, p)
-        latitude, longitude = p.float("latitude"), p.float("longitude")
+        latitude, longitude = p.number("latitude"), p.number("longitude")
         if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
             raise bad_request("wrong latitude or longitude specified")
         record = MessageRecord(
-            chat_id=chat.id, message_id=0, from_bot=True, sender_id=bot.user.id, date=0, kind="location",
+            chat_id=chat.id,
+            message_id=0,
+            from_bot=True,
+            sender_id=bot.user.id,
+            date=0,
+            kind="location",
             media={"location": {"latitude": latitude, "longitude": longitude}},
-            reply_markup=self._markup(p), reply_to_message_id=self._reply_to(chat, p), **self._common(p))
+            reply_markup=self._markup(p),
+            reply_to_message_id=self._reply_to(chat, p),
+            **self._common(p),
+        )
         return self._api(bot, chat, self._deliver(bot, chat, "sendLocation", record))
 
     async def api_sendContact(self, bot: BotState, p: Params) -> dict[str, Any]:
         """Send a phone contact."""
         chat = self._writable_chat(bot, p)
-        phone, first_name = p.str("phone_number"), p.str("first_name")
+        phone, first_name = p.text("phone_number"), p.text("first_name")
         if not phone:
             raise bad_request("phone_number is empty")
         if not first_name:
             raise bad_request("first_name is empty")
         contact = {"phone_number": phone, "first_name": first_name}
         if p.has("last_name"):
-            contact["last_name"] = p.str("last_name") or ""
+            contact["last_name"] = p.text("last_name") or ""
         record = MessageRecord(
-            chat_id=chat.id, message_id=0, from_bot=True, sender_id=bot.user.id, date=0, kind="contact",
-            media={"contact": contact}, reply_markup=self._markup(p), reply_to_message_id=self._reply_to(chat, p),
-            **self._common(p))
+            chat_id=chat.id,
+            message_id=0,
+            from_bot=True,
+            sender_id=bot.user.id,
+            date=0,
+            kind="contact",
+            media={"contact": contact},
+            reply_markup=self._markup(p),
+            reply_to_message_id=self._reply_to(chat, p),
+            **self._common(p),
+        )
         return self._api(bot, chat, self._deliver(bot, chat, "sendContact", record))
 
     def _source(self, bot: BotState, p: Params, verb: str) -> MessageRecord:
@@ -592,14 +692,27 @@ class BotApiMethods:
         source = self._source(bot, p, "copy")
         chat = self._writable_chat(bot, p)
         record = MessageRecord(
-            chat_id=chat.id, message_id=0, from_bot=True, sender_id=bot.user.id, date=0, kind=source.kind,
-            text=source.text, caption=source.caption, entities=copy.deepcopy(source.entities),
-            raw_text=source.raw_text, parse_mode=source.parse_mode, media=copy.deepcopy(source.media),
-            file=source.file, reply_to_message_id=self._reply_to(chat, p), reply_markup=self._markup(p),
-            **self._common(p))
+            chat_id=chat.id,
+            message_id=0,
+            from_bot=True,
+            sender_id=bot.user.id,
+            date=0,
+            kind=source.kind,
+            text=source.text,
+            caption=source.caption,
+            entities=copy.deepcopy(source.entities),
+            raw_text=source.raw_text,
+            parse_mode=source.parse_mode,
+            media=copy.deepcopy(source.media),
+            file=source.file,
+            reply_to_message_id=self._reply_to(chat, p),
+            reply_markup=self._markup(p),
+            **self._common(p),
+        )
         if "caption" in p.values and source.kind not in ("text", "location", "contact", "sticker"):
             record.caption, record.entities, record.raw_text, record.parse_mode = self._formatted(
-                p, "caption", "caption_entities", MAX_CAPTION, "message caption is too long", None)
+                p, "caption", "caption_entities", MAX_CAPTION, "message caption is too long", None
+            )
         self._deliver(bot, chat, "copyMessage", record)
         return {"message_id": record.message_id}
 
@@ -609,11 +722,23 @@ class BotApiMethods:
         chat = self._writable_chat(bot, p)
         sender = bot.user if source.from_bot else self.emu.users_by_id[source.sender_id]
         record = MessageRecord(
-            chat_id=chat.id, message_id=0, from_bot=True, sender_id=bot.user.id, date=0, kind=source.kind,
-            text=source.text, caption=source.caption, entities=copy.deepcopy(source.entities),
-            raw_text=source.raw_text, parse_mode=source.parse_mode, media=copy.deepcopy(source.media),
-            file=source.file, forward_origin={"type": "user", "sender_user": sender.to_api(), "date": source.date},
-            protect_content=p.bool("protect_content"), disable_notification=p.bool("disable_notification"))
+            chat_id=chat.id,
+            message_id=0,
+            from_bot=True,
+            sender_id=bot.user.id,
+            date=0,
+            kind=source.kind,
+            text=source.text,
+            caption=source.caption,
+            entities=copy.deepcopy(source.entities),
+            raw_text=source.raw_text,
+            parse_mode=source.parse_mode,
+            media=copy.deepcopy(source.media),
+            file=source.file,
+            forward_origin={"type": "user", "sender_user": sender.to_api(), "date": source.date},
+            protect_content=p.flag("protect_content"),
+            disable_notification=p.flag("disable_notification"),
+        )
         return self._api(bot, chat, self._deliver(bot, chat, "forwardMessage", record))
 
     # ----------------------------------------------------------------- editing and deleting
@@ -624,9 +749,15 @@ class BotApiMethods:
         if record.kind != "text":
             raise bad_request("there is no text in the message to edit")
         text, entities, raw, parse_mode = self._formatted(
-            p, "text", "entities", MAX_TEXT, "MESSAGE_TOO_LONG", "message text is empty")
-        changes = {"text": text, "entities": entities, "raw_text": raw, "parse_mode": parse_mode,
-                   "reply_markup": self._markup(p)}
+            p, "text", "entities", MAX_TEXT, "MESSAGE_TOO_LONG", "message text is empty"
+        )
+        changes = {
+            "text": text,
+            "entities": entities,
+            "raw_text": raw,
+            "parse_mode": parse_mode,
+            "reply_markup": self._markup(p),
+        }
         return self._apply_edit(bot, chat, record, "editMessageText", changes)
 
     async def api_editMessageCaption(self, bot: BotState, p: Params) -> dict[str, Any]:
@@ -635,9 +766,15 @@ class BotApiMethods:
         if record.kind in ("text", "location", "contact", "sticker"):
             raise bad_request("there is no caption in the message to edit")
         caption, entities, raw, parse_mode = self._formatted(
-            p, "caption", "caption_entities", MAX_CAPTION, "message caption is too long", None)
-        changes = {"caption": caption, "entities": entities, "raw_text": raw, "parse_mode": parse_mode,
-                   "reply_markup": self._markup(p)}
+            p, "caption", "caption_entities", MAX_CAPTION, "message caption is too long", None
+        )
+        changes = {
+            "caption": caption,
+            "entities": entities,
+            "raw_text": raw,
+            "parse_mode": parse_mode,
+            "reply_markup": self._markup(p),
+        }
         return self._apply_edit(bot, chat, record, "editMessageCaption", changes)
 
     async def api_editMessageReplyMarkup(self, bot: BotState, p: Params) -> dict[str, Any]:
@@ -666,7 +803,7 @@ class BotApiMethods:
     async def api_deleteMessages(self, bot: BotState, p: Params) -> bool:
         """Delete up to 100 messages; those that cannot be found are skipped."""
         chat = bot.chats.get(p.chat_id())
-        ids = p.json("message_ids")
+        ids = p.json_value("message_ids")
         if chat is None:
             raise bad_request("chat not found")
         if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
@@ -681,31 +818,35 @@ class BotApiMethods:
 
     async def api_answerCallbackQuery(self, bot: BotState, p: Params) -> bool:
         """Answer a button press (the text shows as a toast or, with show_alert, an alert)."""
-        query = bot.callbacks.get(p.str("callback_query_id") or "")
+        query = bot.callbacks.get(p.text("callback_query_id") or "")
         if query is None or query.answered:
             raise bad_request(_QUERY_INVALID)
-        text = p.str("text")
+        text = p.text("text")
         if text is not None and len(text) > MAX_CALLBACK_ANSWER:
             raise bad_request("MESSAGE_TOO_LONG")
-        query.answered, query.text, query.show_alert = True, text, p.bool("show_alert")
-        query.url, query.cache_time = p.str("url"), p.int("cache_time", 0) or 0
+        query.answered, query.text, query.show_alert = True, text, p.flag("show_alert")
+        query.url, query.cache_time = p.text("url"), p.integer("cache_time", 0) or 0
         self.emu.emit("callback_answer", bot, chat_id=query.chat_id, callback=query.to_dict())
         return True
 
     async def api_getFile(self, bot: BotState, p: Params) -> dict[str, Any]:
         """Return the download path of a file."""
-        stored = self.emu.files.get(p.str("file_id") or "")
+        stored = self.emu.files.get(p.text("file_id") or "")
         if stored is None:
             raise bad_request("invalid file_id")
         if stored.size > MAX_DOWNLOAD_BYTES:
             raise bad_request("file is too big")
-        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_size": stored.size,
-                "file_path": stored.file_path}
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": stored.size,
+            "file_path": stored.file_path,
+        }
 
 
 def _language(p: Params) -> str:
     """Return the language_code parameter ('' for all languages), refusing malformed ones."""
-    code = p.str("language_code") or ""
+    code = p.text("language_code") or ""
     if code and not (len(code) == 2 and code.isascii() and code.isalpha()):
         raise bad_request("invalid language code specified")
     return code.lower()
@@ -714,16 +855,20 @@ def _language(p: Params) -> str:
 def _check_inline_keyboard(rows: Any) -> None:
     """Validate an inline keyboard the way Telegram does (buttons need text and exactly one action)."""
     if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-        raise bad_request("field \"inline_keyboard\" of the InlineKeyboardMarkup should be an Array of Arrays")
+        raise bad_request('field "inline_keyboard" of the InlineKeyboardMarkup should be an Array of Arrays')
     for row in rows:
         for button in row:
             if not isinstance(button, dict) or not str(button.get("text", "")).strip():
-                raise bad_request("BUTTON_TEXT_INVALID" if isinstance(button, dict) else
-                                  "can't parse inline keyboard button: InlineKeyboardButton must be an Object")
+                raise bad_request(
+                    "BUTTON_TEXT_INVALID"
+                    if isinstance(button, dict)
+                    else "can't parse inline keyboard button: InlineKeyboardButton must be an Object"
+                )
             actions = [key for key in _BUTTON_ACTIONS if key in button]
             if len(actions) != 1:
-                raise bad_request("can't parse inline keyboard button: Text buttons are unallowed in the "
-                                  "inline keyboard")
+                raise bad_request(
+                    "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+                )
             if "callback_data" in button:
                 data = button["callback_data"]
                 if not isinstance(data, str) or not 1 <= len(data.encode("utf-8")) <= MAX_CALLBACK_DATA:

@@ -66,9 +66,14 @@ class User:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> User:
         """Build a user from its dict form."""
-        return cls(id=int(data["id"]), first_name=data["first_name"], last_name=data.get("last_name"),
-                   username=data.get("username"), language_code=data.get("language_code"),
-                   is_bot=bool(data.get("is_bot", False)))
+        return cls(
+            id=int(data["id"]),
+            first_name=data["first_name"],
+            last_name=data.get("last_name"),
+            username=data.get("username"),
+            language_code=data.get("language_code"),
+            is_bot=bool(data.get("is_bot", False)),
+        )
 
     @property
     def full_name(self) -> str:
@@ -91,16 +96,29 @@ class StoredFile:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the file's description without its bytes (they are at `url`)."""
-        return {"file_id": self.file_id, "file_unique_id": self.file_unique_id, "kind": self.kind,
-                "file_path": self.file_path, "file_name": self.file_name, "mime_type": self.mime_type,
-                "size": self.size, "url": f"/control/files/{self.file_id}"}
+        return {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "kind": self.kind,
+            "file_path": self.file_path,
+            "file_name": self.file_name,
+            "mime_type": self.mime_type,
+            "size": self.size,
+            "url": f"/control/files/{self.file_id}",
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StoredFile:
         """Build a file description (without bytes) from its dict form."""
-        return cls(file_id=data["file_id"], file_unique_id=data["file_unique_id"], kind=data["kind"],
-                   file_path=data["file_path"], file_name=data.get("file_name"),
-                   mime_type=data.get("mime_type"), size=int(data.get("size", 0)))
+        return cls(
+            file_id=data["file_id"],
+            file_unique_id=data["file_unique_id"],
+            kind=data["kind"],
+            file_path=data["file_path"],
+            file_name=data.get("file_name"),
+            mime_type=data.get("mime_type"),
+            size=int(data.get("size", 0)),
+        )
 
 
 #: Fields of a message that an edit can change; a version is a dict of these.

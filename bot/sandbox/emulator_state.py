@@ -13,10 +13,28 @@ from bot.sandbox.emulator_records import CallbackRecord, MessageRecord, User
 
 #: Update types getUpdates delivers when the bot never said which it wants (Telegram's default).
 DEFAULT_ALLOWED_UPDATES = frozenset(
-    {"message", "edited_message", "channel_post", "edited_channel_post", "business_connection",
-     "business_message", "edited_business_message", "deleted_business_messages", "inline_query",
-     "chosen_inline_result", "callback_query", "shipping_query", "pre_checkout_query", "purchased_paid_media",
-     "poll", "poll_answer", "my_chat_member", "chat_join_request", "chat_boost", "removed_chat_boost"}
+    {
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+        "inline_query",
+        "chosen_inline_result",
+        "callback_query",
+        "shipping_query",
+        "pre_checkout_query",
+        "purchased_paid_media",
+        "poll",
+        "poll_answer",
+        "my_chat_member",
+        "chat_join_request",
+        "chat_boost",
+        "removed_chat_boost",
+    }
 )
 
 
@@ -155,12 +173,17 @@ def chat_to_api(chat: ChatState, users: dict[int, User]) -> dict[str, Any]:
     return data
 
 
-def message_to_api(bot: BotState, chat: ChatState, record: MessageRecord, users: dict[int, User],
-                   with_reply: bool = True) -> dict[str, Any]:
+def message_to_api(
+    bot: BotState, chat: ChatState, record: MessageRecord, users: dict[int, User], with_reply: bool = True
+) -> dict[str, Any]:
     """Return the Bot API Message object for a stored message (its current version)."""
     sender = bot.user if record.from_bot else users[record.sender_id]
-    data: dict[str, Any] = {"message_id": record.message_id, "from": sender.to_api(),
-                            "chat": chat_to_api(chat, users), "date": record.date}
+    data: dict[str, Any] = {
+        "message_id": record.message_id,
+        "from": sender.to_api(),
+        "chat": chat_to_api(chat, users),
+        "date": record.date,
+    }
     if record.forward_origin:
         data["forward_origin"] = copy.deepcopy(record.forward_origin)
     if with_reply and record.reply_to_message_id is not None:
