@@ -570,6 +570,36 @@ async def test_bot_documents_are_readable_through_the_control_api(emu: BotApiEmu
         await bot.send_photo(user.id, b"not an image")
 
 
+async def test_other_send_methods_parse_as_telegram_objects(emu: BotApiEmulator, bot: Bot) -> None:
+    user = await emu.create_user("Kham", started=True)
+    voice = await bot.send_voice(user.id, InputFile(b"OggS-voice", filename="note.ogg"), duration=4)
+    video = await bot.send_video(user.id, b"\x00\x00\x00\x18ftypmp42", width=320, height=240, caption="truck")
+    audio = await bot.send_audio(user.id, b"ID3-audio", title="Briefing", performer="Desk")
+    place = await bot.send_location(user.id, 22.5, 103.9)
+    card = await bot.send_contact(user.id, "+84 24 555 0199", "Duty officer")
+    assert (voice.voice.duration, video.video.width, video.caption) == (4, 320, "truck")  # type: ignore[union-attr]
+    assert (audio.audio.title, place.location.latitude, card.contact.first_name) == (  # type: ignore[union-attr]
+        "Briefing",
+        22.5,
+        "Duty officer",
+    )
+    assert emu.file_bytes(voice.voice.file_id) == b"OggS-voice"  # type: ignore[union-attr]
+    kinds = [m.kind for m in emu.messages(user.id)]
+    assert kinds == ["voice", "video", "audio", "location", "contact"]
+    assert await bot.delete_messages(user.id, [voice.message_id, place.message_id, 999]) is True
+    assert [m.deleted for m in emu.messages(user.id)] == [True, False, False, True, False]
+
+
+async def test_user_caption_edit_reaches_the_bot(emu: BotApiEmulator, bot: Bot) -> None:
+    user = await emu.create_user("Pham")
+    photo = await emu.send_photo(user.id, png(8, 8), caption="3 kg")
+    await emu.edit_text(user.id, photo.message_id, "3.5 kg, corrected")
+    updates = await bot.get_updates()
+    edited = updates[-1].edited_message
+    assert edited is not None and edited.caption == "3.5 kg, corrected" and edited.photo
+    assert [v["caption"] for v in photo.versions] == ["3 kg", "3.5 kg, corrected"]
+
+
 async def test_copy_forward_and_protected_content(emu: BotApiEmulator, bot: Bot) -> None:
     alice = await emu.create_user("Alice", started=True)
     bob = await emu.create_user("Bob", started=True)

@@ -576,7 +576,7 @@ class BotApiMethods:
         if action not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
         chat.last_action = action
-        self.emu.emit("chat_action", bot, chat_id=chat.id, action=action)
+        self.emu.emit("chat_action", bot, chat.id, action=action)
         return True
 
     # ----------------------------------------------------------------- sending
@@ -826,7 +826,7 @@ class BotApiMethods:
             raise bad_request("MESSAGE_TOO_LONG")
         query.answered, query.text, query.show_alert = True, text, p.flag("show_alert")
         query.url, query.cache_time = p.text("url"), p.integer("cache_time", 0) or 0
-        self.emu.emit("callback_answer", bot, chat_id=query.chat_id, callback=query.to_dict())
+        self.emu.emit("callback_answer", bot, query.chat_id, callback=query.to_dict())
         return True
 
     async def api_getFile(self, bot: BotState, p: Params) -> dict[str, Any]:
