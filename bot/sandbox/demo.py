@@ -107,7 +107,7 @@ class DemoResult:
 def pane_for(person: DemoOfficer, user_id: int) -> Pane:
     """Return the page's pane for a demo person."""
     return Pane(id=user_id, key=person.key, name=person.full_name, subtitle=person.subtitle,
-                flag=COUNTRY_FLAG.get(person.country, ""), lang=person.language, placeholder=person.placeholder)
+                flag=COUNTRY_FLAG.get(person.country, ""), country=person.country, lang=person.language, placeholder=person.placeholder)
 
 
 async def register_officer(core: Core, emulator: BotApiEmulator, person: DemoOfficer) -> tuple[int, OfficerInfo]:

@@ -42,7 +42,7 @@ class SandboxOptions:
     translator: Translator | None = None
     seed: bool = True
     conversation: bool = True
-    #: enforce Telegram's flood limits in the emulator (the bot must cope with them as on Telegram)
+    #: enforce flood limits like Telegram's in the emulator (the bot must cope with them as on Telegram)
     telegram_limits: bool = True
 
 
@@ -111,7 +111,9 @@ class Sandbox:
             data_dir = self._tmp_dir = Path(tempfile.mkdtemp(prefix="liaison-sandbox-"))
         data_dir = data_dir.expanduser().resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
-        limits = RateLimits.telegram() if self.options.telegram_limits else RateLimits.unlimited()
+        # Telegram's overall limit, and its per-chat one as it behaves in private chats: a short burst
+        # (a reply right after a welcome) passes, a sustained flood gets 429 with retry_after.
+        limits = RateLimits(per_chat=5, per_chat_window=5.0) if self.options.telegram_limits else RateLimits.unlimited()
         self._emulator = BotApiEmulator(DEFAULT_TOKEN, username="liaison_sandbox_bot", first_name="Liaison",
                                         rate_limits=limits)
         emulator_url = await self._emulator.start("127.0.0.1", 0)

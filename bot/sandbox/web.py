@@ -53,6 +53,7 @@ class Pane:
     name: str
     subtitle: str = ""
     flag: str = ""
+    country: str = ""
     lang: str = "en"
     placeholder: str = "Message"
 

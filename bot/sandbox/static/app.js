@@ -73,7 +73,8 @@ function messageItem(pane, m) {
     a.setAttribute("download", m.document.name);
     const icon = document.createElement("span");
     icon.className = "icon";
-    icon.textContent = "📄";
+    const ext = m.document.name.includes(".") ? m.document.name.split(".").pop() : "file";
+    icon.textContent = ext.slice(0, 4).toUpperCase();
     const label = document.createElement("span");
     label.className = "file-name";
     label.textContent = m.document.name;
@@ -159,6 +160,7 @@ function buildPane(info) {
   el.dataset.lang = info.lang;
   el.id = "pane-" + info.key;
   $(".flag", el).textContent = info.flag || "";
+  $(".country", el).textContent = info.country || "";
   $(".name", el).textContent = info.name;
   $(".role", el).textContent = info.subtitle || "";
   $(".lang-tag", el).textContent = info.lang || "";
