@@ -69,6 +69,8 @@ class EmulatorClient:
             json=payload if data is None else None,
             data=data,
         ) as response:
+            if response.content_type != "application/json":
+                raise ControlError(f"HTTP {response.status}: {(await response.text())[:200]}")
             answer = await response.json()
         if answer.get("ok"):
             return answer.get("result")
