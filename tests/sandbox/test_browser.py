@@ -157,6 +157,14 @@ def test_trainer_drives_the_page(tmp_path: Path, browser: Any) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "sandbox.png"))
         assert downloaded_from
+        # On a phone-sized screen each pane fits the width and the others are a swipe away.
+        browser.set_window_size(412, 900)
+        time.sleep(0.3)
+        viewport = browser.execute_script("return document.documentElement.clientWidth")
+        widths = browser.execute_script(
+            "return [...document.querySelectorAll('#panes .pane')].map(p => p.getBoundingClientRect().width)")
+        assert all(0 < w <= viewport for w in widths), (viewport, widths)
+        browser.save_screenshot(str(ARTIFACTS / "sandbox-narrow.png"))
         if not relay:
             pytest.skip(f"the relay is not in this build ({demo.skipped['case room']}): "
                         "checked everything else, screenshot saved")
