@@ -566,6 +566,8 @@ async def test_bot_documents_are_readable_through_the_control_api(emu: BotApiEmu
     assert emu.message(user.id, again.message_id).file.data == export  # type: ignore[union-attr]
     with pytest.raises(BadRequest, match="(?i)wrong file identifier"):
         await bot.send_document(user.id, "no-such-file-id")
+    with pytest.raises(BadRequest, match="(?i)can't use file of type document as photo"):
+        await bot.send_photo(user.id, sent.document.file_id)  # type: ignore[union-attr]
     with pytest.raises(BadRequest, match="(?i)IMAGE_PROCESS_FAILED"):
         await bot.send_photo(user.id, b"not an image")
 

@@ -309,6 +309,8 @@ class BotApiMethods:
         stored = self.emu.files.get(value)
         if stored is None:
             raise bad_request("wrong file identifier/HTTP URL specified")
+        if stored.kind != kind:  # a file_id is bound to its type on Telegram
+            raise bad_request(f"can't use file of type {stored.kind.title()} as {kind.title()}")
         return stored
 
     async def _send_media(self, bot: BotState, p: Params, method: str, kind: str) -> dict[str, Any]:
