@@ -68,6 +68,10 @@ class Settings:
     reminder_hour: int = 9
     #: the bot's @username without '@' (for invite links when the CLI cannot ask Telegram)
     bot_username: str | None = None
+    #: Telegram calls per second this process may make overall (give each process a share when several run)
+    delivery_rate: int = 30
+    #: seconds between two messages to the same chat (Telegram: about one a second)
+    delivery_chat_interval: float = 1.0
 
     @property
     def resolved_models_dir(self) -> Path:
@@ -89,6 +93,16 @@ def _parse_int(name: str, raw: Any, minimum: int | None = None) -> int:
         raise ConfigError(f"{_ENV_PREFIX}{name.upper()} must be a whole number, got {str(raw)!r}") from None
     if minimum is not None and value < minimum:
         raise ConfigError(f"{_ENV_PREFIX}{name.upper()} must be at least {minimum}, got {value}")
+    return value
+
+
+def _parse_float(name: str, raw: Any) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{_ENV_PREFIX}{name.upper()} must be a number, got {str(raw)!r}") from None
+    if value < 0:
+        raise ConfigError(f"{_ENV_PREFIX}{name.upper()} must not be negative, got {value}")
     return value
 
 
@@ -158,6 +172,8 @@ def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] 
         ),
         reminder_hour=_parse_int("reminder_hour", raw.get("reminder_hour", 9), 0),
         bot_username=str(raw["bot_username"]).lstrip("@") if raw.get("bot_username") else None,
+        delivery_rate=_parse_int("delivery_rate", raw.get("delivery_rate", 30), 1),
+        delivery_chat_interval=_parse_float("delivery_chat_interval", raw.get("delivery_chat_interval", 1.0)),
     )
     if settings.reminder_hour > 23:
         raise ConfigError("LIAISON_REMINDER_HOUR must be between 0 and 23")

@@ -78,3 +78,18 @@ class Outbound(Protocol):
     async def delete(self, chat_id: int, message_id: int) -> None:
         """Delete a sent message."""
         ...
+
+    async def edit_caption(self, chat_id: int, message_id: int, caption: str | None,
+                           buttons: tuple[tuple[Button, ...], ...] | None = None) -> None:
+        """Replace a sent file's caption (and buttons when given)."""
+        ...
+
+    async def send_location(self, chat_id: int, latitude: float, longitude: float, *,
+                            reply_to: int | None = None, protect: bool = False) -> int:
+        """Send a map pin; return Telegram's message id."""
+        ...
+
+    async def send_contact(self, chat_id: int, phone_number: str, first_name: str, last_name: str | None = None,
+                           *, reply_to: int | None = None, protect: bool = False) -> int:
+        """Send a contact card; return Telegram's message id."""
+        ...

@@ -80,3 +80,26 @@ class TelegramOutbound:
     async def delete(self, chat_id: int, message_id: int) -> None:
         """Delete a sent message."""
         await _call(lambda: self.bot.delete_message(chat_id, message_id))
+
+    async def edit_caption(self, chat_id: int, message_id: int, caption: str | None,
+                           buttons: tuple[tuple[Button, ...], ...] | None = None) -> None:
+        """Edit a sent file's caption."""
+        await _call(lambda: self.bot.edit_message_caption(chat_id=chat_id, message_id=message_id, caption=caption,
+                                                          reply_markup=keyboard(buttons)))
+
+    async def send_location(self, chat_id: int, latitude: float, longitude: float, *,
+                            reply_to: int | None = None, protect: bool = False) -> int:
+        """Send a map pin."""
+        reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        sent: Message = await _call(lambda: self.bot.send_location(
+            chat_id, latitude=latitude, longitude=longitude, reply_parameters=reply, protect_content=protect))
+        return sent.message_id
+
+    async def send_contact(self, chat_id: int, phone_number: str, first_name: str, last_name: str | None = None,
+                           *, reply_to: int | None = None, protect: bool = False) -> int:
+        """Send a contact card."""
+        reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        sent: Message = await _call(lambda: self.bot.send_contact(
+            chat_id, phone_number=phone_number, first_name=first_name, last_name=last_name,
+            reply_parameters=reply, protect_content=protect))
+        return sent.message_id
