@@ -9,7 +9,8 @@ from babel.messages.extract import extract_from_dir
 
 #: functions whose first string argument is a msgid: N_() marks, texts(...) translates,
 #: texts.plain/gettext and the error classes' message argument are covered through N_.
-KEYWORDS = {"N_": None, "_": None, "gettext": None, "plain": None, "ngettext": (1, 2), "plural": (1, 2)}
+KEYWORDS = {"N_": None, "_": None, "gettext": None, "plain": None, "t": None, "texts": None,
+            "ngettext": (1, 2), "plural": (1, 2)}
 
 
 def extract(root: Path) -> Iterator[tuple[str, str, int]]:
