@@ -89,10 +89,13 @@ class DataCipher:
     _stamp: tuple[int, int] | None = field(default=None, repr=False)
     _checked: float = field(default=0.0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _env_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.active not in self.keys:
             raise DataKeyError("the active data key is not in the keyring")
+        if self.env_active is not None:
+            self._env_key = self.keys[self.env_active]
         self._aead = {kid: AESGCM(k) for kid, k in self.keys.items()}
         self._stamp = _stamp(self.source)
         self._checked = time.monotonic()
@@ -155,8 +158,8 @@ class DataCipher:
                 # A process keeps working with the keys it has; the operator sees why in the log.
                 logger.warning("keyring not reloaded: %s", exc)
                 return False
-            if self.env_active is not None:
-                keys = {**keys, self.env_active: self.keys[self.env_active]}
+            if self.env_active is not None and self._env_key is not None:
+                keys = {**keys, self.env_active: self._env_key}
                 active = self.env_active
             if active not in keys:
                 logger.warning("keyring not reloaded: its active key is not in it")
