@@ -1,4 +1,4 @@
-"""`liaison models install|list|remove|eval`, `liaison translate`, `liaison detect`, `liaison glossary ...`."""
+"""`liaison models install|list|remove|eval`, `liaison translate`, `liaison detect`, `liaison glossary`."""
 
 from __future__ import annotations
 
@@ -41,16 +41,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     models.required = True
 
-    p = models.add_parser("install", help="install an .argosmodel, a converted model directory or an archive of one")
+    p = models.add_parser(
+        "install", help="install an .argosmodel, a converted model directory or an archive of one"
+    )
     p.add_argument("path", type=Path, metavar="FILE_OR_DIR")
-    p.add_argument("--family", choices=["nllb", "madlad", "m2m100", "marian"],
-                   help="for a converted model without liaison-model.json: its family (writes the manifest)")
+    p.add_argument(
+        "--family",
+        choices=["nllb", "madlad", "m2m100", "marian"],
+        help="for a converted model without liaison-model.json: its family (writes the manifest)",
+    )
     p.add_argument("--name", help="model name (default: the directory name)")
     p.add_argument("--version", dest="model_version", help="model version (default: a digest of model.bin)")
     p.add_argument("--languages", type=_langs, help="languages to use, e.g. zh,lo,vi,en (default: all four)")
     p.add_argument("--license", help="license to record, e.g. CC-BY-NC-4.0")
-    p.add_argument("--direction", type=_direction, action="append", dest="directions",
-                   help="for a bilingual (Marian) model: SRC-TGT, e.g. zh-vi; repeatable")
+    p.add_argument(
+        "--direction",
+        type=_direction,
+        action="append",
+        dest="directions",
+        help="for a bilingual (Marian) model: SRC-TGT, e.g. zh-vi; repeatable",
+    )
     p.set_defaults(func=cmd_install)
 
     p = models.add_parser("list", help="installed models and the directions they cover")
@@ -71,19 +81,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("translate", help="translate a text with the installed models")
     p.add_argument("--from", dest="source", type=_lang, help="source language (detected when omitted)")
-    p.add_argument("--to", dest="targets", type=_langs, required=True, help="target language(s), e.g. lo or lo,vi")
+    p.add_argument(
+        "--to", dest="targets", type=_langs, required=True, help="target language(s), e.g. lo or lo,vi"
+    )
     p.add_argument("text", nargs="?", help="the text (read from standard input when omitted)")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("detect", help="read lines on standard input, print one language code per line")
-    p.add_argument("--fallback", type=_lang, default="en", help="language for lines without letters (default en)")
+    p.add_argument(
+        "--fallback", type=_lang, default="en", help="language for lines without letters (default en)"
+    )
     p.set_defaults(func=cmd_detect)
 
     glossary = sub.add_parser("glossary", help="the enforcement glossary").add_subparsers(
         dest="glossary_command", metavar="ACTION"
     )
     glossary.required = True
-    p = glossary.add_parser("import", help="add terms from a YAML (glossary.yaml layout) or CSV (zh,lo,vi,en) file")
+    p = glossary.add_parser(
+        "import", help="add terms from a YAML (glossary.yaml layout) or CSV (zh,lo,vi,en) file"
+    )
     p.add_argument("file", type=Path, metavar="FILE")
     p.set_defaults(func=cmd_glossary_import)
     p = glossary.add_parser("list", help="print the glossary")
@@ -105,14 +121,22 @@ def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         model = install(
-            settings.resolved_models_dir, args.path, family=args.family, name=args.name,
-            version=args.model_version, languages=args.languages, license=args.license, directions=args.directions,
+            settings.resolved_models_dir,
+            args.path,
+            family=args.family,
+            name=args.name,
+            version=args.model_version,
+            languages=args.languages,
+            license=args.license,
+            directions=args.directions,
         )
     except InstallError as exc:
         raise UserError(str(exc)) from None
     directions = " ".join(f"{a}>{b}" for a, b in sorted(model.directions)) or "none of zh/lo/vi/en"
-    out(f"installed {model.engine} model {model.id} (version {model.version}, {_size(model.size_bytes)}, "
-        f"license {model.license})")
+    out(
+        f"installed {model.engine} model {model.id} (version {model.version}, {_size(model.size_bytes)}, "
+        f"license {model.license})"
+    )
     out(f"directions: {directions}")
     out(f"into: {model.path}")
     return 0
@@ -132,12 +156,22 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     rows = [("ID", "ENGINE", "VERSION", "SIZE", "LICENSE", "DIRECTIONS")]
     for m in models:
-        rows.append((m.id, m.engine, m.version, _size(m.size_bytes), m.license,
-                     " ".join(f"{a}>{b}" for a, b in sorted(m.directions)) or "-"))
+        rows.append(
+            (
+                m.id,
+                m.engine,
+                m.version,
+                _size(m.size_bytes),
+                m.license,
+                " ".join(f"{a}>{b}" for a, b in sorted(m.directions)) or "-",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         out("  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5])
-    translator = OfflineTranslator(build_engines(models_dir, EngineOptions()), preference=settings.translation_engines)
+    translator = OfflineTranslator(
+        build_engines(models_dir, EngineOptions()), preference=settings.translation_engines
+    )
     out("")
     out(f"coverage (engine preference: {', '.join(settings.translation_engines)}):")
     for a in LANGUAGES:
@@ -231,7 +265,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     # Evaluation measures the model, not the memory: no caching.
     translator = build_translator(settings, memory_entries=0)
     if not isinstance(translator, OfflineTranslator) or translator.route(args.source, args.target) is None:
-        raise UserError(f"no installed model translates {args.source}>{args.target} (see `liaison models list`)")
+        raise UserError(
+            f"no installed model translates {args.source}>{args.target} (see `liaison models list`)"
+        )
     route = translator.route(args.source, args.target) or ()
     load = translator.warm_up()
     hypotheses: list[str] = []
@@ -244,9 +280,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             hypotheses.append(t.text)
     elapsed = time.perf_counter() - started
     chrf = sacrebleu.corpus_chrf(hypotheses, [references])
-    out(f"direction: {args.source}>{args.target} via "
-        + " then ".join(f"{h.engine.kind}:{h.engine.model_id}" for h in route))
-    out(f"sentences: {len(sources)}  beam size: {settings.translation_beam_size}  threads: {settings.translation_threads}")
+    out(
+        f"direction: {args.source}>{args.target} via "
+        + " then ".join(f"{h.engine.kind}:{h.engine.model_id}" for h in route)
+    )
+    out(
+        f"sentences: {len(sources)}  beam size: {settings.translation_beam_size}  "
+        f"threads: {settings.translation_threads}"
+    )
     out(f"model load: {sum(load.values()):.2f} s")
     out(f"chrF2: {chrf.score:.1f}")
     out(f"speed: {len(sources) / elapsed:.2f} sentences/s ({elapsed:.1f} s)")

@@ -89,7 +89,7 @@ def _safe_extract(archive: zipfile.ZipFile, dest: Path) -> None:
 
 
 def install_package(models_dir: Path, source: Path) -> Any:
-    """Install an `.argosmodel` file or an extracted package folder; replace an older package of the same pair."""
+    """Install an `.argosmodel` file or an extracted package folder; replace an older one of the same pair."""
     root = models_dir / ARGOS_SUBDIR
     staging = models_dir / ".staging" / uuid.uuid4().hex
     staging.mkdir(parents=True)
@@ -103,9 +103,11 @@ def install_package(models_dir: Path, source: Path) -> Any:
                     raise PackageError(f"{source} is not an Argos package (not a zip archive)")
                 with zipfile.ZipFile(source) as archive:
                     _safe_extract(archive, staging)
-            candidates = [staging] if (staging / "metadata.json").exists() else [
-                p for p in staging.iterdir() if p.is_dir() and (p / "metadata.json").exists()
-            ]
+            candidates = (
+                [staging]
+                if (staging / "metadata.json").exists()
+                else [p for p in staging.iterdir() if p.is_dir() and (p / "metadata.json").exists()]
+            )
             if len(candidates) != 1:
                 raise PackageError(f"{source}: expected one package folder with a metadata.json")
             pkg = read_package(candidates[0])
@@ -137,8 +139,13 @@ class ArgosEngine(CT2Engine):
     kind = "argos"
 
     def __init__(self, pkg: Any, options: EngineOptions) -> None:
-        super().__init__(package_label(pkg), str(pkg.package_version or "0"), Path(pkg.package_path),
-                         Path(pkg.package_path) / "model", options)
+        super().__init__(
+            package_label(pkg),
+            str(pkg.package_version or "0"),
+            Path(pkg.package_path),
+            Path(pkg.package_path) / "model",
+            options,
+        )
         self.pkg = pkg
         self.source_lang = str(pkg.from_code)
         self.target_lang = str(pkg.to_code)

@@ -1,4 +1,4 @@
-"""Language detection by script: Lao, Chinese, Vietnamese or English, with the sender's language as fallback."""
+"""Language detection by script: Lao, Chinese, Vietnamese or English; the sender's language as fallback."""
 
 from __future__ import annotations
 
@@ -81,7 +81,9 @@ def script_counts(text: str) -> dict[str, float]:
 
 
 def _latin_language(text: str, fallback: str) -> str:
-    words = [w.lower() for w in _WORD.findall(_NOISE.sub(" ", text)) if not _is_lao(w[0]) and not _is_cjk(w[0])]
+    words = [
+        w.lower() for w in _WORD.findall(_NOISE.sub(" ", text)) if not _is_lao(w[0]) and not _is_cjk(w[0])
+    ]
     if not words:
         return fallback if fallback in ("vi", "en") else "en"
     accented = sum(1 for w in words if _is_vietnamese_word(w))

@@ -167,11 +167,16 @@ class CT2Engine:
                         intra_threads=self.options.intra_threads,
                     )
                 except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError/OSError variously
-                    raise EngineError(f"cannot load model {self.model_id} from {self.model_dir}: {exc}") from exc
+                    raise EngineError(
+                        f"cannot load model {self.model_id} from {self.model_dir}: {exc}"
+                    ) from exc
                 self.load_seconds = time.perf_counter() - started
                 logger.info(
                     "translation model %s (%s) loaded in %.2f s from %s",
-                    self.model_id, self.kind, self.load_seconds, self.model_dir,
+                    self.model_id,
+                    self.kind,
+                    self.load_seconds,
+                    self.model_dir,
                 )
         return self._translator
 

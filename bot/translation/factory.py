@@ -47,7 +47,9 @@ def build_translator(
     try:
         engines = build_engines(models_dir, options or engine_options(settings))
     except OSError:
-        logger.exception("cannot read the models folder %s; messages will be relayed untranslated", models_dir)
+        logger.exception(
+            "cannot read the models folder %s; messages will be relayed untranslated", models_dir
+        )
         return PassThroughTranslator()
     translator = OfflineTranslator(
         engines,
@@ -58,7 +60,8 @@ def build_translator(
     if not translator.engines:
         logger.warning(
             "no translation model installed in %s (see `liaison models install`); messages are relayed "
-            "untranslated", models_dir,
+            "untranslated",
+            models_dir,
         )
         return PassThroughTranslator()
     logger.info(

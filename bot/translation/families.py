@@ -27,7 +27,9 @@ class Family:
     #: how the input is built, for `liaison models list` and the README
     note: str = ""
 
-    def source_tokens(self, pieces: Sequence[str], source: str, target: str, tokens: Mapping[str, str]) -> list[str]:
+    def source_tokens(
+        self, pieces: Sequence[str], source: str, target: str, tokens: Mapping[str, str]
+    ) -> list[str]:
         """Return the encoder input for already tokenized pieces."""
         out: list[str] = []
         if self.source_language_token:

@@ -38,7 +38,9 @@ _SUBSTRING_LANGS = frozenset({"zh", "lo"})
 class GlossaryTermInvalid(InvalidInput):
     """A term a coordinator typed cannot go into the glossary."""
 
-    message = N_("A glossary entry needs the term in at least two languages, each at most {max} characters on one line.")
+    message = N_(
+        "A glossary entry needs the term in at least two languages, each at most {max} characters on one line."  # noqa: E501
+    )
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,9 @@ def entry_from_mapping(raw: Mapping[str, Any], origin: str) -> GlossaryEntry:
 class Glossary:
     """All entries, with one compiled matcher per source language."""
 
-    def __init__(self, entries: Iterable[GlossaryEntry], version: str, sources: Mapping[str, str] | None = None):
+    def __init__(
+        self, entries: Iterable[GlossaryEntry], version: str, sources: Mapping[str, str] | None = None
+    ):
         by_id: dict[str, GlossaryEntry] = {}
         for entry in entries:
             by_id[entry.id] = entry  # later entries (coordinators' own) override built-in ones
@@ -238,7 +242,7 @@ _write_lock = threading.Lock()
 
 
 def _merge_into_local(data_dir: Path, new_entries: Sequence[GlossaryEntry]) -> tuple[int, int]:
-    """Add or update entries in the local file (matched by id or by a shared term); return (added, updated)."""
+    """Add or update entries in the local file (matched by id or a shared term); return (added, updated)."""
     path = local_path(data_dir)
     with _write_lock:
         data = _read_yaml(path) if path.exists() else {"terms": []}
@@ -278,7 +282,9 @@ def _merge_into_local(data_dir: Path, new_entries: Sequence[GlossaryEntry]) -> t
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".glossary-", suffix=".yaml", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("# Terms added by coordinators (/glossary add, liaison glossary import). Edited by the bot.\n")
+            fh.write(
+                "# Terms added by coordinators (/glossary add, liaison glossary import). Edited by the bot.\n"
+            )
             yaml.safe_dump(body, fh, allow_unicode=True, sort_keys=False)
         os.replace(tmp, path)
         return added, updated
@@ -291,7 +297,7 @@ def add_term(
     added_by: str | int | None = None,
     note: str = "",
 ) -> GlossaryEntry:
-    """Add (or complete) a coordinator's term, e.g. `{"zh": "穿山甲", "vi": "tê tê"}`; return the stored entry."""
+    """Add (or complete) a coordinator's term, e.g. `{"zh": "穿山甲", "vi": "tê tê"}`; return the entry."""
     raw: dict[str, Any] = {lang: terms.get(lang) for lang in LANGUAGES}
     raw["note"] = note
     raw["added_by"] = "" if added_by is None else str(added_by)
@@ -328,8 +334,14 @@ def import_terms(data_dir: Path, path: Path, *, added_by: str = "cli") -> tuple[
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     entries = [
         GlossaryEntry(
-            id=e.id, terms=e.terms, variants=e.variants, no_match=e.no_match, note=e.note,
-            origin="local", added_by=e.added_by or added_by, added_at=e.added_at or stamp,
+            id=e.id,
+            terms=e.terms,
+            variants=e.variants,
+            no_match=e.no_match,
+            note=e.note,
+            origin="local",
+            added_by=e.added_by or added_by,
+            added_at=e.added_at or stamp,
         )
         for e in read_import_file(path)
     ]

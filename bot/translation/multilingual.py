@@ -91,7 +91,9 @@ class Manifest:
         data["languages"] = list(self.languages)
         data["directions"] = [list(d) for d in self.directions]
         data["language_tokens"] = dict(self.language_tokens)
-        (directory / MANIFEST).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (directory / MANIFEST).write_text(
+            json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
 
     def family_spec(self) -> Family:
         """Return the family this model belongs to."""
@@ -104,7 +106,9 @@ class Manifest:
     def pairs(self) -> frozenset[tuple[str, str]]:
         """Return the directions between the bot's languages that this model serves."""
         if self.directions:
-            return frozenset((a, b) for a, b in self.directions if a in LANGUAGES and b in LANGUAGES and a != b)
+            return frozenset(
+                (a, b) for a, b in self.directions if a in LANGUAGES and b in LANGUAGES and a != b
+            )
         langs = [lang for lang in self.languages if lang in LANGUAGES]
         return frozenset((a, b) for a in langs for b in langs if a != b)
 
@@ -136,7 +140,9 @@ def find_tokenizer(directory: Path, family: Family) -> tuple[str, str]:
 def check_model_dir(directory: Path, manifest: Manifest) -> None:
     """Check that the model, its tokenizer and every language token it needs are there."""
     if not (directory / "model.bin").exists():
-        raise ModelError(f"{directory}: no model.bin (convert the model with ct2-transformers-converter first)")
+        raise ModelError(
+            f"{directory}: no model.bin (convert the model with ct2-transformers-converter first)"
+        )
     for name in filter(None, (manifest.tokenizer, manifest.target_tokenizer)):
         path = directory / name
         if not path.exists():
@@ -194,7 +200,9 @@ def make_manifest(
     tokenizer, target_tokenizer = find_tokenizer(directory, spec)
     if not (directory / "model.bin").exists():
         raise ModelError(f"{directory}: no model.bin")
-    langs = tuple(languages) if languages else tuple(lang for lang in LANGUAGES if lang in spec.language_tokens)
+    langs = (
+        tuple(languages) if languages else tuple(lang for lang in LANGUAGES if lang in spec.language_tokens)
+    )
     pairs = tuple(directions or ())
     if spec.name == "marian" and not pairs:
         raise ModelError("a Marian (OPUS-MT) model needs --direction SRC-TGT (e.g. zh-vi)")
@@ -249,7 +257,10 @@ def install_model(
             _extract_archive(source, staging / "x")
             work = _model_root(staging / "x")
         else:
-            raise ModelError(f"{source}: not a model directory, an .argosmodel or an archive ({', '.join(ARCHIVE_SUFFIXES)})")
+            raise ModelError(
+                f"{source}: not a model directory, an .argosmodel or an archive "
+                f"({', '.join(ARCHIVE_SUFFIXES)})"
+            )
         if family is not None:
             manifest = make_manifest(work, family, **{k: v for k, v in manifest_fields.items() if v})
             manifest.write(work)

@@ -9,8 +9,12 @@ from bot.translation.base import Translation
 
 LANGUAGE_NAMES = {"zh": N_("Chinese"), "lo": N_("Lao"), "vi": N_("Vietnamese"), "en": N_("English")}
 
-MISSING_MODEL = N_("⚠️ Not translated ({source} → {target}: no translation model is installed). This is the original message.")
-ENGINE_ERROR = N_("⚠️ Not translated ({source} → {target}: the translation engine failed). This is the original message.")
+MISSING_MODEL = N_(
+    "⚠️ Not translated ({source} → {target}: no translation model is installed). This is the original message."
+)
+ENGINE_ERROR = N_(
+    "⚠️ Not translated ({source} → {target}: the translation engine failed). This is the original message."
+)
 
 
 def language_name(texts: Any, code: str) -> str:

@@ -1,11 +1,10 @@
-"""The bot's translator: routes each direction to an installed engine, batches, protects, caches, never raises."""
+"""The bot's translator: routes directions to installed engines; batches, protects, caches; never raises."""
 
 from __future__ import annotations
 
 import logging
 import re
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -82,7 +81,9 @@ class OfflineTranslator:
             else:
                 logger.warning(
                     "model %s (%s) is installed but %s is not in LIAISON_TRANSLATION_ENGINES; not used",
-                    engine.model_id, engine.kind, engine.kind,
+                    engine.model_id,
+                    engine.kind,
+                    engine.kind,
                 )
         self.engines: tuple[CT2Engine, ...] = tuple(sorted(usable, key=lambda e: (rank[e.kind], e.name)))
         self.glossary = glossary
@@ -110,9 +111,7 @@ class OfflineTranslator:
 
     def directions(self) -> set[tuple[str, str]]:
         """Return every (source, target) pair that can be translated, directly or through English."""
-        return {
-            (a, b) for a in LANGUAGES for b in LANGUAGES if a != b and self.route(a, b) is not None
-        }
+        return {(a, b) for a in LANGUAGES for b in LANGUAGES if a != b and self.route(a, b) is not None}
 
     def warm_up(self) -> dict[str, float]:
         """Load every model now instead of on first use; return the load seconds per model."""
@@ -144,7 +143,9 @@ class OfflineTranslator:
                 {
                     t: Translation(text, source, t, engine="identity")
                     if t == source
-                    else Translation(text, source, t, engine="none", translated=False, failure="engine-error")
+                    else Translation(
+                        text, source, t, engine="passthrough", translated=False, failure="engine-error"
+                    )
                     for t in targets
                 }
                 for text in texts
@@ -159,7 +160,9 @@ class OfflineTranslator:
         for piece in split_sentences(masked.template, source):
             ids = placeholder_ids(piece.text)
             local = {g: i for i, g in enumerate(ids)}
-            sentences.append(_Sentence(renumber(piece.text, local), {i: g for g, i in local.items()}, piece.separator))
+            sentences.append(
+                _Sentence(renumber(piece.text, local), {i: g for g, i in local.items()}, piece.separator)
+            )
         return masked, sentences
 
     def _translate_many(
@@ -192,7 +195,9 @@ class OfflineTranslator:
                     hit = sorted({t for t, _, _ in jobs})
                     logger.exception(
                         "translation engine %s failed for %s -> %s; relaying the original",
-                        engine.model_id, source, ",".join(hit),
+                        engine.model_id,
+                        source,
+                        ",".join(hit),
                     )
                     failed.update({t: "engine-error" for t in hit})
                     continue
@@ -207,19 +212,28 @@ class OfflineTranslator:
                     out[t] = Translation(text, source, t, engine="identity")
                 elif not hops:
                     out[t] = Translation(
-                        text, source, t, engine="none", translated=False, failure="missing-model"
+                        text, source, t, engine="passthrough", translated=False, failure="missing-model"
                     )
                 elif t in failed:
                     engine, model = _record(hops)
-                    out[t] = Translation(text, source, t, engine=engine, model=model, translated=False,
-                                         failure=failed[t])
+                    out[t] = Translation(
+                        text, source, t, engine=engine, model=model, translated=False, failure=failed[t]
+                    )
                 else:
                     engine, model = _record(hops)
-                    out[t] = Translation(self._assemble(masked, sentences, current[t], i, t), source, t,
-                                         engine=engine, model=model)
+                    out[t] = Translation(
+                        self._assemble(masked, sentences, current[t], i, t),
+                        source,
+                        t,
+                        engine=engine,
+                        model=model,
+                    )
             results.append(out)
         logger.debug(
-            "translated %d text(s) %s -> %s in %.3f s", len(texts), source, ",".join(targets),
+            "translated %d text(s) %s -> %s in %.3f s",
+            len(texts),
+            source,
+            ",".join(targets),
             time.perf_counter() - started,
         )
         return results
@@ -231,7 +245,12 @@ class OfflineTranslator:
         parts = []
         for j, sentence in enumerate(sentences):
             separator = sentence.separator
-            if target == "zh" and separator.strip(" ") == "" and "\n" not in separator and j < len(sentences) - 1:
+            if (
+                target == "zh"
+                and separator.strip(" ") == ""
+                and "\n" not in separator
+                and j < len(sentences) - 1
+            ):
                 separator = ""  # Chinese puts no space between sentences
             translated = done[(index, j)]
             parts.append(renumber(translated, sentence.to_global) + separator)
@@ -270,7 +289,7 @@ class OfflineTranslator:
 
     @staticmethod
     def _translate_fragments(engine: CT2Engine, rows: Sequence[Row]) -> dict[Row, str]:
-        """Translate the pieces between placeholders separately, for rows whose placeholders the model lost."""
+        """Translate the pieces between placeholders one by one, for rows whose placeholders were lost."""
         fragments: list[Row] = []
         plans: dict[Row, list[tuple[str, str, str] | str]] = {}
         for row in rows:

@@ -32,10 +32,16 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("container", r"(?<![A-Za-z0-9])[A-Z]{3}[UJZ]\s?\d{6}\s?\d(?![A-Za-z0-9])"),
     # Vietnamese plates 29C-123.45, 51F1-234.56; Chinese plates 云A·12345, 粤B12345; Lao plates ກຂ 1234
     ("plate", r"(?<![A-Za-z0-9])\d{2}[A-Z]{1,2}\d?-\d{3}\.?\d{2}(?![\d])"),
-    ("plate", r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][·•\s]?[A-Z0-9]{5,6}(?![A-Za-z0-9])"),
+    (
+        "plate",
+        r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][·•\s]?[A-Z0-9]{5,6}(?![A-Za-z0-9])",
+    ),
     ("plate", r"(?<![\u0E80-\u0EFF])[\u0E81-\u0EAE]{2}\s?\d{4}(?!\d)"),
     # Any code that mixes capitals and digits: flight and vessel numbers, HS codes, permit numbers.
-    ("code", r"(?<![A-Za-z0-9])(?=[A-Z0-9./-]*\d)(?=[A-Z0-9./-]*[A-Z])[A-Z0-9][A-Z0-9./-]*[A-Z0-9](?![A-Za-z0-9])"),
+    (
+        "code",
+        r"(?<![A-Za-z0-9])(?=[A-Z0-9./-]*\d)(?=[A-Z0-9./-]*[A-Z])[A-Z0-9][A-Z0-9./-]*[A-Z0-9](?![A-Za-z0-9])",
+    ),
     ("phone", r"\+\d[\d\s-]{6,}\d"),
     ("number", r"\d+(?:[.,:/-]\d+)*"),
 )
@@ -72,7 +78,8 @@ class Masked:
     spans: tuple[Span, ...]
 
     def render(self, template: str, target: str) -> str:
-        """Fill the placeholders of a (translated) template with the spans as the target language needs them."""
+        """Fill the placeholders of a (translated) template with the spans as the target language needs."""
+
         def fill(m: re.Match[str]) -> str:
             index = int(m.group(1))
             return self.spans[index].render(target) if index < len(self.spans) else ""
@@ -101,7 +108,7 @@ def find_protected(text: str) -> list[Span]:
 
 
 def merge_spans(protected: Iterable[Span], terms: Iterable[Span]) -> list[Span]:
-    """Merge glossary spans into the protected ones; a glossary term overlapping a protected span is dropped."""
+    """Merge glossary spans into the protected ones; a term overlapping a protected span is dropped."""
     taken = sorted(protected, key=lambda s: s.start)
     out = list(taken)
     for term in sorted(terms, key=lambda s: (s.start, -(s.end - s.start))):
@@ -118,7 +125,7 @@ def mask(text: str, spans: Iterable[Span]) -> Masked:
     pos = 0
     for span in spans:
         parts.append(text[pos : span.start])
-        parts.append("{%d}" % len(kept))
+        parts.append(f"{{{len(kept)}}}")
         kept.append(span)
         pos = span.end
     parts.append(text[pos:])
@@ -132,9 +139,9 @@ def placeholder_ids(text: str) -> list[int]:
 
 def canonical_placeholders(text: str) -> str:
     """Write every placeholder variant a model produced ("{ 1 }", "｛1｝") as "{1}"."""
-    return PLACEHOLDER.sub(lambda m: "{%s}" % m.group(1), text)
+    return PLACEHOLDER.sub(lambda m: f"{{{m.group(1)}}}", text)
 
 
 def renumber(template: str, mapping: Mapping[int, int]) -> str:
     """Rewrite the placeholder numbers of a template through `mapping`."""
-    return PLACEHOLDER.sub(lambda m: "{%d}" % mapping[int(m.group(1))], template)
+    return PLACEHOLDER.sub(lambda m: f"{{{mapping[int(m.group(1))]}}}", template)

@@ -51,16 +51,27 @@ def _argos_license(pkg: Any) -> str:
 def _from_argos(pkg: Any) -> InstalledModel:
     engine = argos.ArgosEngine(pkg, EngineOptions())
     return InstalledModel(
-        id=argos.package_label(pkg), engine="argos", name=engine.name, version=engine.version,
-        path=Path(pkg.package_path), directions=engine.pairs(), license=_argos_license(pkg),
+        id=argos.package_label(pkg),
+        engine="argos",
+        name=engine.name,
+        version=engine.version,
+        path=Path(pkg.package_path),
+        directions=engine.pairs(),
+        license=_argos_license(pkg),
         size_bytes=_size(Path(pkg.package_path)),
     )
 
 
 def _from_manifest(manifest: multilingual.Manifest, path: Path) -> InstalledModel:
     return InstalledModel(
-        id=manifest.name, engine=manifest.family, name=manifest.name, version=manifest.version, path=path,
-        directions=manifest.pairs(), license=manifest.license, size_bytes=_size(path),
+        id=manifest.name,
+        engine=manifest.family,
+        name=manifest.name,
+        version=manifest.version,
+        path=path,
+        directions=manifest.pairs(),
+        license=manifest.license,
+        size_bytes=_size(path),
     )
 
 
@@ -93,7 +104,7 @@ def install(
     license: str | None = None,
     directions: list[tuple[str, str]] | None = None,
 ) -> InstalledModel:
-    """Install an Argos package, a converted model directory or an archive of one; return what was installed."""
+    """Install an Argos package, a converted model directory or an archive of one; return the model."""
     if not source.exists():
         raise InstallError(f"{source}: no such file or directory")
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -103,8 +114,14 @@ def install(
                 raise InstallError(f"{source} is an Argos package; --family is for multilingual models")
             return _from_argos(argos.install_package(models_dir, source))
         manifest, path = multilingual.install_model(
-            models_dir, source, family=family, name=name, version=version, languages=languages,
-            license=license, directions=directions,
+            models_dir,
+            source,
+            family=family,
+            name=name,
+            version=version,
+            languages=languages,
+            license=license,
+            directions=directions,
         )
         return _from_manifest(manifest, path)
     except (argos.PackageError, multilingual.ModelError) as exc:
@@ -132,5 +149,7 @@ def remove(models_dir: Path, model_id: str) -> InstalledModel:
 def build_engines(models_dir: Path, options: EngineOptions) -> list[CT2Engine]:
     """Return one (not yet loaded) engine per installed model."""
     engines: list[CT2Engine] = [argos.ArgosEngine(p, options) for p in argos.installed_packages(models_dir)]
-    engines += [multilingual.MultilingualEngine(m, p, options) for m, p in multilingual.installed_models(models_dir)]
+    engines += [
+        multilingual.MultilingualEngine(m, p, options) for m, p in multilingual.installed_models(models_dir)
+    ]
     return engines

@@ -18,7 +18,9 @@ _CLOSERS = "\"'”’」』）)】》"
 # Chinese ends sentences with full-width marks, and needs no space after them.
 _ZH_END = re.compile(r"[。！？!?；…]+[" + re.escape(_CLOSERS) + r"]*")
 # Latin scripts end a sentence with . ! ? … followed by space and something that starts a sentence.
-_LATIN_END = re.compile(r"[.!?…]+[" + re.escape(_CLOSERS) + r"]*(?=\s+[\"'“‘(\[]?[A-ZÀ-ỸĐ0-9\u0E80-\u0EFF\u4E00-\u9FFF])")
+_LATIN_END = re.compile(
+    r"[.!?…]+[" + re.escape(_CLOSERS) + r"]*(?=\s+[\"'“‘(\[]?[A-ZÀ-ỸĐ0-9\u0E80-\u0EFF\u4E00-\u9FFF])"
+)
 # Lao: the Latin marks (used in modern Lao writing) and ຯ (ellipsis) followed by a space.
 _LAO_END = re.compile(r"(?:[.!?]+|ຯ)[" + re.escape(_CLOSERS) + r"]*(?=\s)")
 _ABBREVIATIONS = frozenset(

@@ -41,11 +41,21 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
         for i, family in enumerate(["nllb", "madlad", "m2m100"])
     }
     families["marian"] = modelkit.multilingual_model(
-        root / "tiny-marian-multi", "marian", sp_model, seed=30, name="tiny-marian-multi",
-        directions=[("en", "vi"), ("en", "lo")], language_tokens={"vi": ">>vie<<", "lo": ">>lao<<"},
+        root / "tiny-marian-multi",
+        "marian",
+        sp_model,
+        seed=30,
+        name="tiny-marian-multi",
+        directions=[("en", "vi"), ("en", "lo")],
+        language_tokens={"vi": ">>vie<<", "lo": ">>lao<<"},
     )
     marian_pair = modelkit.multilingual_model(
-        root / "tiny-opus-zh-vi", "marian", sp_model, seed=31, name="tiny-opus-zh-vi", directions=[("zh", "vi")]
+        root / "tiny-opus-zh-vi",
+        "marian",
+        sp_model,
+        seed=31,
+        name="tiny-opus-zh-vi",
+        directions=[("zh", "vi")],
     )
     bare_nllb = modelkit.multilingual_model(root / "bare-nllb", "nllb", sp_model, seed=40, manifest=False)
     return Kit(sp_model, argos, families, marian_pair, bare_nllb)

@@ -164,8 +164,15 @@ def build_transformer(
 
 
 def argos_package(
-    out_file: Path, from_code: str, to_code: str, sp_model: Path, *, version: str = "1.0", seed: int = 0,
-    vocab_size: int | None = None, **model_kwargs: object,
+    out_file: Path,
+    from_code: str,
+    to_code: str,
+    sp_model: Path,
+    *,
+    version: str = "1.0",
+    seed: int = 0,
+    vocab_size: int | None = None,
+    **model_kwargs: object,
 ) -> Path:
     """Build an `.argosmodel` zip (metadata.json, model/, sentencepiece.model) for one direction."""
     work = out_file.parent / f".build-{out_file.stem}"
@@ -174,8 +181,13 @@ def argos_package(
     build_transformer(folder / "model", vocab, seed=seed, **model_kwargs)  # type: ignore[arg-type]
     shutil.copy(sp_model, folder / "sentencepiece.model")
     metadata = {
-        "package_version": version, "argos_version": "1.9", "from_code": from_code, "to_code": to_code,
-        "from_name": from_code, "to_name": to_code, "license": "CC0 (test model)",
+        "package_version": version,
+        "argos_version": "1.9",
+        "from_code": from_code,
+        "to_code": to_code,
+        "from_name": from_code,
+        "to_name": to_code,
+        "license": "CC0 (test model)",
     }
     (folder / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
     (folder / "README.md").write_text("Test package with random weights.\n", encoding="utf-8")
@@ -188,10 +200,19 @@ def argos_package(
 
 
 def multilingual_model(
-    out_dir: Path, family: str, sp_model: Path, *, name: str | None = None, version: str = "test-1",
-    languages: Sequence[str] = ("zh", "lo", "vi", "en"), seed: int = 0, manifest: bool = True,
-    directions: Sequence[tuple[str, str]] = (), language_tokens: dict[str, str] | None = None,
-    vocab_size: int | None = None, **model_kwargs: object,
+    out_dir: Path,
+    family: str,
+    sp_model: Path,
+    *,
+    name: str | None = None,
+    version: str = "test-1",
+    languages: Sequence[str] = ("zh", "lo", "vi", "en"),
+    seed: int = 0,
+    manifest: bool = True,
+    directions: Sequence[tuple[str, str]] = (),
+    language_tokens: dict[str, str] | None = None,
+    vocab_size: int | None = None,
+    **model_kwargs: object,
 ) -> Path:
     """Build a converted-model directory of a family (+ its tokenizer file and, optionally, manifest)."""
     pieces = sp_vocabulary(sp_model)
@@ -203,10 +224,16 @@ def multilingual_model(
         shutil.copy(sp_model, out_dir / "target.spm")
     if manifest:
         data = {
-            "format": 1, "family": family, "name": name or f"tiny-{family}", "version": version,
-            "languages": list(languages), "license": "CC0 (test model)", "tokenizer": FAMILY_TOKENIZER[family],
+            "format": 1,
+            "family": family,
+            "name": name or f"tiny-{family}",
+            "version": version,
+            "languages": list(languages),
+            "license": "CC0 (test model)",
+            "tokenizer": FAMILY_TOKENIZER[family],
             "target_tokenizer": "target.spm" if family == "marian" else "",
-            "directions": [list(d) for d in directions], "language_tokens": language_tokens or {},
+            "directions": [list(d) for d in directions],
+            "language_tokens": language_tokens or {},
         }
         (out_dir / "liaison-model.json").write_text(json.dumps(data), encoding="utf-8")
     return out_dir

@@ -1,11 +1,10 @@
-"""The real engines on tiny real CTranslate2 models: families, batching, pivoting, memory, protection, failures."""
+"""Real engines on tiny real CTranslate2 models: families, batching, pivoting, memory, protection, failures."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -16,10 +15,20 @@ from bot.translation.registry import install
 
 from .conftest import Kit
 
-PROTECTED = ["CN-VN-2026-0042", "@nguyen_van_a", "https://example.org/case_42?id=7", "MSCU1234567",
-             "29C-123.45", "21.0285, 105.8542", "#pangolin", "120"]
-MESSAGE = ("案件 CN-VN-2026-0042：在 21.0285, 105.8542 查获 120 公斤穿山甲鳞片，集装箱 MSCU1234567，车牌 29C-123.45。"
-           "请联系 @nguyen_van_a，详情见 https://example.org/case_42?id=7 #pangolin")
+PROTECTED = [
+    "CN-VN-2026-0042",
+    "@nguyen_van_a",
+    "https://example.org/case_42?id=7",
+    "MSCU1234567",
+    "29C-123.45",
+    "21.0285, 105.8542",
+    "#pangolin",
+    "120",
+]
+MESSAGE = (
+    "案件 CN-VN-2026-0042：在 21.0285, 105.8542 查获 120 公斤穿山甲鳞片，集装箱 MSCU1234567，车牌 29C-123.45。"
+    "请联系 @nguyen_van_a，详情见 https://example.org/case_42?id=7 #pangolin"
+)
 
 
 def _offline(settings: Settings) -> OfflineTranslator:
@@ -84,14 +93,19 @@ def test_family_builds_its_inputs_and_batches_targets(
     assert len(translator.directions()) == 12
     result = translator.translate("请尽快回复", "zh", ["lo", "vi", "en", "zh"])
     assert (engine.batches, engine.rows) == (1, 3)  # one batch, one row per target
-    assert {t: r.engine for t, r in result.items()} == {"lo": family, "vi": family, "en": family, "zh": "identity"}
+    assert {t: r.engine for t, r in result.items()} == {
+        "lo": family,
+        "vi": family,
+        "en": family,
+        "zh": "identity",
+    }
     assert result["zh"].text == "请尽快回复"
     # The target token steers the model: the same sentence comes out differently per language.
     assert len({result["lo"].text, result["vi"].text, result["en"].text}) == 3
 
 
 def test_marian_models(settings: Settings, kit: Kit) -> None:
-    """A bilingual OPUS-MT pair serves its one direction; a multi-target one puts >>vie<< before the source."""
+    """A bilingual OPUS-MT pair serves one direction; a multi-target one puts >>vie<< before the source."""
     install(settings.resolved_models_dir, kit.marian_pair)
     install(settings.resolved_models_dir, kit.families["marian"])
     translator = _offline(settings)
@@ -158,7 +172,11 @@ def test_missing_direction_returns_the_original(settings: Settings, kit: Kit) ->
     """A direction without a model gives the original, marked missing-model; the others are translated."""
     install(settings.resolved_models_dir, kit.argos[("zh", "en")])
     result = _offline(settings).translate("请尽快回复", "zh", ["lo", "en"])
-    assert (result["lo"].text, result["lo"].translated, result["lo"].failure) == ("请尽快回复", False, "missing-model")
+    assert (result["lo"].text, result["lo"].translated, result["lo"].failure) == (
+        "请尽快回复",
+        False,
+        "missing-model",
+    )
     assert result["en"].translated
 
 
@@ -172,7 +190,11 @@ def test_engine_error_returns_the_original_and_logs(
     translator = _offline(settings)
     with caplog.at_level(logging.ERROR, logger="bot.translation.offline"):
         result = translator.translate("请尽快回复", "zh", ["vi", "en"])
-    assert (result["vi"].text, result["vi"].failure, result["vi"].engine) == ("请尽快回复", "engine-error", "nllb")
+    assert (result["vi"].text, result["vi"].failure, result["vi"].engine) == (
+        "请尽快回复",
+        "engine-error",
+        "nllb",
+    )
     assert result["en"].translated and result["en"].engine == "argos"
     assert any("tiny-nllb" in r.getMessage() for r in caplog.records)
 
@@ -209,7 +231,9 @@ async def test_translate_off_the_event_loop(settings: Settings, kit: Kit) -> Non
     assert all(r["vi"].translated and r["vi"].engine == "m2m100" for r in results)
 
 
-def test_warm_up_loads_every_model_once(settings: Settings, kit: Kit, caplog: pytest.LogCaptureFixture) -> None:
+def test_warm_up_loads_every_model_once(
+    settings: Settings, kit: Kit, caplog: pytest.LogCaptureFixture
+) -> None:
     """preload=True loads the models at start and logs each load time."""
     install(settings.resolved_models_dir, kit.argos[("zh", "en")])
     install(settings.resolved_models_dir, kit.families["nllb"])

@@ -25,8 +25,18 @@ def test_curated_glossary_is_complete_and_cites_sources() -> None:
     glossary = load_glossary(None)
     assert glossary.version == raw["version"]
     ids = {e.id for e in glossary.entries}
-    assert {"pangolin", "pangolin-scales", "ivory", "rhino-horn", "tiger-bone", "bear-bile", "siamese-rosewood",
-            "customs", "controlled-delivery", "smuggling"} <= ids
+    assert {
+        "pangolin",
+        "pangolin-scales",
+        "ivory",
+        "rhino-horn",
+        "tiger-bone",
+        "bear-bile",
+        "siamese-rosewood",
+        "customs",
+        "controlled-delivery",
+        "smuggling",
+    } <= ids
     for entry in glossary.entries:
         assert set(entry.terms) == set(LANGUAGES), entry.id
         assert set(entry.sources) <= set(raw["sources"]), entry.id
@@ -54,7 +64,11 @@ def test_find_longest_matches(text: str, source: str, found: list[str]) -> None:
 def test_span_carries_the_officers_terms() -> None:
     """A matched term renders as the glossary's term in each target language."""
     span = load_glossary(None).find("穿山甲鳞片", "zh", ["vi", "lo"])[0]
-    assert (span.render("vi"), span.render("lo"), span.render("en")) == ("vảy tê tê", "ເກັດລີ່ນ", "pangolin scales")
+    assert (span.render("vi"), span.render("lo"), span.render("en")) == (
+        "vảy tê tê",
+        "ເກັດລີ່ນ",
+        "pangolin scales",
+    )
 
 
 def test_add_term_is_stored_and_seen_by_a_running_store(tmp_path: Path) -> None:
@@ -73,7 +87,9 @@ def test_add_term_is_stored_and_seen_by_a_running_store(tmp_path: Path) -> None:
     assert sum(1 for e in load_glossary(tmp_path).entries if e.origin == "local") == 1
 
 
-@pytest.mark.parametrize("terms", [{"en": "only one"}, {"en": "x" * 200, "vi": "y"}, {"en": "a\nb", "vi": "c"}])
+@pytest.mark.parametrize(
+    "terms", [{"en": "only one"}, {"en": "x" * 200, "vi": "y"}, {"en": "a\nb", "vi": "c"}]
+)
 def test_add_term_rejects_unusable_terms(tmp_path: Path, terms: dict[str, str]) -> None:
     """A term with one language, too long, or on several lines is refused with a localizable error."""
     with pytest.raises(GlossaryTermInvalid) as info:

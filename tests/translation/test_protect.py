@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bot.translation.protect import (
+    Span,
     canonical_placeholders,
     find_protected,
     mask,
     merge_spans,
     placeholder_ids,
-    Span,
 )
 
 MESSAGE = (
@@ -23,12 +23,22 @@ MESSAGE = (
 @pytest.mark.parametrize(
     ("kind", "text"),
     [
-        ("case", "CN-VN-2026-0042"), ("plate", "29C-123.45"), ("plate", "粤B12345"),
-        ("container", "MSCU1234567"), ("coordinates", "21.0285, 105.8542"),
-        ("coordinates", "21°01'42.6\"N 105°51'15.1\"E"), ("url", "https://example.org/a_b?x=1"),
-        ("username", "@nguyen_van_a"), ("hashtag", "#pangolin"), ("phone", "+84 912 345 678"),
-        ("number", "120"), ("number", "2026-08-30"), ("number", "14:30"), ("code", "VN512"),
-        ("plate", "ນວ 1234"), ("placeholder", "{3}"),
+        ("case", "CN-VN-2026-0042"),
+        ("plate", "29C-123.45"),
+        ("plate", "粤B12345"),
+        ("container", "MSCU1234567"),
+        ("coordinates", "21.0285, 105.8542"),
+        ("coordinates", "21°01'42.6\"N 105°51'15.1\"E"),
+        ("url", "https://example.org/a_b?x=1"),
+        ("username", "@nguyen_van_a"),
+        ("hashtag", "#pangolin"),
+        ("phone", "+84 912 345 678"),
+        ("number", "120"),
+        ("number", "2026-08-30"),
+        ("number", "14:30"),
+        ("code", "VN512"),
+        ("plate", "ນວ 1234"),
+        ("placeholder", "{3}"),
     ],
 )
 def test_finds_each_kind(kind: str, text: str) -> None:
@@ -61,8 +71,10 @@ def test_render_survives_reordering_and_model_spacing() -> None:
 def test_glossary_span_renders_the_target_term_and_yields_to_protection() -> None:
     """A glossary span becomes the target term; one overlapping a protected span is dropped."""
     text = "pangolin scales #pangolin"
-    terms = [Span(0, 15, "pangolin scales", "glossary", {"vi": "vảy tê tê"}),
-             Span(17, 25, "pangolin", "glossary", {"vi": "tê tê"})]
+    terms = [
+        Span(0, 15, "pangolin scales", "glossary", {"vi": "vảy tê tê"}),
+        Span(17, 25, "pangolin", "glossary", {"vi": "tê tê"}),
+    ]
     spans = merge_spans(find_protected(text), terms)
     masked = mask(text, spans)
     assert masked.template == "{0} {1}"

@@ -19,9 +19,16 @@ def _join(pieces) -> str:  # type: ignore[no-untyped-def]
     ("lang", "text", "sentences"),
     [
         ("zh", "我们查获了穿山甲鳞片。请尽快回复！谢谢", ["我们查获了穿山甲鳞片。", "请尽快回复！", "谢谢"]),
-        ("en", "Mr. Li arrived. He said: \"Go!\" Then we left.", ["Mr. Li arrived.", "He said: \"Go!\"", "Then we left."]),
-        ("vi", "Tôi ở TP. Hồ Chí Minh. Xe 29C-123.45 đã qua lúc 14:30. Cảm ơn!",
-         ["Tôi ở TP. Hồ Chí Minh.", "Xe 29C-123.45 đã qua lúc 14:30.", "Cảm ơn!"]),
+        (
+            "en",
+            'Mr. Li arrived. He said: "Go!" Then we left.',
+            ["Mr. Li arrived.", 'He said: "Go!"', "Then we left."],
+        ),
+        (
+            "vi",
+            "Tôi ở TP. Hồ Chí Minh. Xe 29C-123.45 đã qua lúc 14:30. Cảm ơn!",
+            ["Tôi ở TP. Hồ Chí Minh.", "Xe 29C-123.45 đã qua lúc 14:30.", "Cảm ơn!"],
+        ),
         ("lo", "ເຈົ້າໜ້າທີ່ໄດ້ຍຶດເກັດລີ່ນ. ຂອບໃຈ ໆ", ["ເຈົ້າໜ້າທີ່ໄດ້ຍຶດເກັດລີ່ນ.", "ຂອບໃຈ ໆ"]),
         ("en", "line one\n\nline two  ", ["line one", "line two"]),
     ],
@@ -44,8 +51,9 @@ def test_long_lao_run_is_cut_at_phrase_spaces_not_at_repetition_mark() -> None:
 
 
 @pytest.mark.skipif(not FLORES_DIR.is_dir(), reason=f"FLORES-200 sentences not found at {FLORES_DIR}")
-@pytest.mark.parametrize(("name", "lang"), [("zho_Hans", "zh"), ("lao_Laoo", "lo"), ("vie_Latn", "vi"),
-                                            ("eng_Latn", "en")])
+@pytest.mark.parametrize(
+    ("name", "lang"), [("zho_Hans", "zh"), ("lao_Laoo", "lo"), ("vie_Latn", "vi"), ("eng_Latn", "en")]
+)
 def test_flores_paragraphs_round_trip(name: str, lang: str) -> None:
     """Ten real sentences glued into one message split into at least ten pieces and join back exactly."""
     lines = (FLORES_DIR / f"{name}.dev").read_text(encoding="utf-8").splitlines()[:10]
