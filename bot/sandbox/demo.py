@@ -1,9 +1,10 @@
 """The sandbox's demo: five officers registered through real invites, a case room, a joint meeting.
 
 Everything goes through the bot as it would on Telegram: each officer is an emulator user who sends
-`/start CODE` with an invite created by `bot.vetting.create_invite`; the coordinator opens the case room
-with `/newcase` and `/add`. Parts whose area is not available in this build (rooms, meetings) are
-skipped with a logged reason, and the page still works with what is there.
+`/start CODE` with an invite created by `bot.vetting.create_invite`. The case room and the meeting are
+made by the coordinator through the rooms and meetings services (whose notices the bot then delivers),
+and the sample conversation is typed through the emulator. Parts whose area is not available in this
+build are skipped with a logged reason, and the page still works with what is there.
 
 Names are invented; the meeting's actions are those agreed at the real tripartite meeting in
 Guangzhou in August 2016 (see shared/data/joint-meeting-2016.md), paraphrased.
@@ -164,14 +165,6 @@ class Unavailable(RuntimeError):
     """A part of the demo needs an area this build does not have yet."""
 
 
-async def _command(emulator: BotApiEmulator, user_id: int, text: str) -> str:
-    """Send a command as a user and return the text of the bot's next answer in that chat."""
-    before = len(emulator.messages(user_id))
-    await emulator.send_text(user_id, text)
-    answers = await emulator.wait_for_messages(user_id, before + 1, timeout=_REPLY_TIMEOUT)
-    return answers[-1].body
-
-
 def _has_handler(module: str) -> bool:
     """Tell whether an area's handler module registers anything yet (placeholders only define register)."""
     try:
@@ -183,22 +176,20 @@ def _has_handler(module: str) -> bool:
 
 
 async def _case_room(core: Core, emulator: BotApiEmulator, result: DemoResult) -> str:
-    """Have the coordinator open the case room and add the three field officers, by command."""
-    if not _has_handler("handlers.rooms"):
-        raise Unavailable("case rooms (handlers/rooms.py) are not in this build yet")
-    coordinator = result.user_ids["coordinator"]
-    answer = await _command(emulator, coordinator, f"/newcase {CASE_TAG} {CASE_TITLE}")
-    if CASE_TAG not in answer:
-        raise Unavailable(f"/newcase was not accepted: {answer[:200]!r}")
+    """Have the coordinator open the case room and add the three field officers (rooms service)."""
+    create_case = _find("bot.rooms", "create_case")
+    add_member = _find("bot.rooms", "add_member")
+    coordinator = result.officers["coordinator"]
+    await asyncio.to_thread(create_case, core, coordinator, CASE_TAG, CASE_TITLE)
     for key in ("zh-officer", "vi-officer", "lo-officer"):
-        username = result.officers[key].username
-        answer = await _command(emulator, coordinator, f"/add @{username}")
-        logger.debug("sandbox demo: /add @%s -> %s", username, answer[:200])
+        await asyncio.to_thread(add_member, core, coordinator, f"@{result.officers[key].username}", CASE_TAG)
     return f"case room {CASE_TAG} opened with 3 officers"
 
 
 async def _conversation(emulator: BotApiEmulator, result: DemoResult) -> str:
     """Post the sample exchange in the case room and wait until it has been relayed."""
+    if not _has_handler("handlers.relay"):
+        raise Unavailable("the relay (handlers/relay.py) is not in this build yet")
     for key, text in CONVERSATION:
         others = [result.user_ids[k] for k in ("zh-officer", "vi-officer", "lo-officer") if k != key]
         counts = {uid: len(emulator.messages(uid)) for uid in others}
@@ -222,16 +213,19 @@ def _find(module: str, *names: str) -> Callable[..., Any]:
 
 
 async def _meeting(core: Core, result: DemoResult) -> str:
-    """Record the joint meeting and its action items through the meetings service."""
-    create = _find("bot.meetings", "import_meeting", "create_meeting")
+    """Record the joint meeting and its action items through the meetings service (owners are told)."""
+    record = _find("bot.meetings", "record_meetings")
+    meeting_draft = getattr(importlib.import_module("bot.meetings"), "MeetingDraft")
+    item_draft = getattr(importlib.import_module("bot.meetings"), "ItemDraft")
     coordinator = result.officers["coordinator"]
-    now = core.clock.now()
-    items = [
-        {"text": text, "owners": [f"@{result.officers[k].username}" for k in owners],
-         "due": (now + timedelta(days=days)).date().isoformat(), "case_tag": CASE_TAG}
+    today = core.clock.now().date()
+    items = tuple(
+        item_draft(text=text, owners=tuple(f"@{result.officers[k].username}" for k in owners),
+                   due=today + timedelta(days=days), case_tag=CASE_TAG)
         for text, owners, days in ACTIONS
-    ]
-    meeting = {"title": MEETING_TITLE, "place": MEETING_PLACE, "date": now.date().isoformat(),
-               "participants": [f"@{o.username}" for o in result.officers.values()], "items": items}
-    await asyncio.to_thread(create, core, coordinator, meeting)
+    )
+    participants = ", ".join(o.display_name for o in result.officers.values())
+    draft = meeting_draft(title=MEETING_TITLE, held_on=today - timedelta(days=1), place=MEETING_PLACE,
+                          participants=participants, language="en", items=items)
+    await asyncio.to_thread(record, core, coordinator, [draft], source="sandbox")
     return f"meeting with {len(items)} action items recorded"
