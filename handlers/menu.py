@@ -42,6 +42,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("add", N_("Add an officer to the current room"), STAFF),
     Command("remove", N_("Remove an officer from the current room"), STAFF),
     Command("handling", N_("Set the room's handling code"), STAFF),
+    Command("introduce", N_("Introduce two officers so they can write one-to-one"), STAFF),
     Command("broadcast", N_("Send an alert to many officers"), STAFF),
     Command("meeting", N_("Record a joint meeting and its action items"), STAFF),
     Command("glossary", N_("Add a term to the enforcement glossary"), STAFF),

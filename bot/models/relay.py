@@ -1,8 +1,9 @@
 """Tables of the relay area: case rooms, messages with their versions and translations, and the outbox.
 
-Encrypted columns (`*_enc`, LargeBinary) hold `core.cipher.encrypt(text, aad)` with
-`aad = column_aad(table, column)`, i.e. b"<table>.<column>"; `ENCRYPTED_COLUMNS` lists them all so that
-key rotation can re-encrypt every value with the right associated data.
+Encrypted columns (`*_enc`, LargeBinary, marked `info=encrypted(...)`) hold `core.cipher.encrypt(text,
+aad)` with `aad = column_aad(table, column)`, i.e. b"<table>.<column>", so key rotation can re-encrypt
+every value; message bodies, translations, media details and queued payloads are purged by retention
+by their `created_at` (a purged NOT NULL value is an encrypted empty text).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.crypto import encrypted
 from bot.models.base import Base
 
 
@@ -40,11 +42,11 @@ class Room(Base):
     case_tag: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(8))
     #: the case title, encrypted (None for one-to-one rooms)
-    title_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    title_enc: Mapped[bytes | None] = mapped_column(LargeBinary, info=encrypted())
     #: handling code H0..H3 applied to every message of the room
     handling: Mapped[str] = mapped_column(String(2), default="H0")
     #: encrypted JSON {"source": lang, "text": ..., "<lang>": translation, ...} of the H3 conditions
-    conditions_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    conditions_enc: Mapped[bytes | None] = mapped_column(LargeBinary, info=encrypted())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"))
     created_at: Mapped[datetime]
 
@@ -96,10 +98,10 @@ class Message(Base):
     kind: Mapped[str] = mapped_column(String(16))
     source_lang: Mapped[str] = mapped_column(String(8))
     #: the current text or caption, encrypted; None for media without caption, locations, contacts
-    body_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    body_enc: Mapped[bytes | None] = mapped_column(LargeBinary, info=encrypted(purge_after="created_at"))
     body_hash: Mapped[str | None] = mapped_column(String(64))
     #: encrypted JSON describing the media (file id, name, type, coordinates, phone number ...)
-    media_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    media_enc: Mapped[bytes | None] = mapped_column(LargeBinary, info=encrypted(purge_after="created_at"))
     #: SHA-256 of the file as downloaded through getFile (evidence), once computed
     file_sha256: Mapped[str | None] = mapped_column(String(64))
     file_size: Mapped[int | None] = mapped_column(BigInteger)
@@ -122,7 +124,7 @@ class MessageVersion(Base):
 
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    body_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    body_enc: Mapped[bytes | None] = mapped_column(LargeBinary, info=encrypted(purge_after="created_at"))
     body_hash: Mapped[str | None] = mapped_column(String(64))
     source_lang: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime]
@@ -137,7 +139,7 @@ class MessageTranslation(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     lang: Mapped[str] = mapped_column(String(8), primary_key=True)
-    text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    text_enc: Mapped[bytes] = mapped_column(LargeBinary, info=encrypted(purge_after="created_at"))
     text_hash: Mapped[str] = mapped_column(String(64))
     engine: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(128))
@@ -170,8 +172,10 @@ class Delivery(Base):
     recipient_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"), index=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     lang: Mapped[str | None] = mapped_column(String(8))
+    #: the case the copy belongs to (for the audit trail and exports), if any
+    case_tag: Mapped[str | None] = mapped_column(String(64))
     #: encrypted JSON of what to send (texts already rendered and split)
-    payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    payload_enc: Mapped[bytes] = mapped_column(LargeBinary, info=encrypted(purge_after="created_at"))
     #: SHA-256 of the delivered text (how the audit trail refers to it)
     body_hash: Mapped[str | None] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(SmallInteger, default=0)

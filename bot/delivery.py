@@ -1,0 +1,1023 @@
+"""The outbox: every copy the bot sends is stored first, then delivered with retries within Telegram's limits.
+
+Any area enqueues deliveries inside its own transaction (so a copy exists exactly when the record it
+belongs to exists), then calls `wake(core)`; the `DeliveryWorker` (one per bot process, started as a
+lifecycle service) claims them, sends them and records the outcome:
+
+    with core.db.transaction() as s:
+        b = Broadcast(...); s.add(b); s.flush()
+        delivery.enqueue_many(s, core, [
+            delivery.NewDelivery(kind="broadcast", ref_id=b.id, chat_id=o.telegram_id, recipient_id=o.id,
+                                 lang=o.language, payload=delivery.Payload(text=html_by_lang[o.language],
+                                 buttons=((Button(label, f"ack:{b.id}"),),)), priority=5)
+            for o in officers], actor_id=actor.id, case_tag=None)
+    delivery.wake(core)
+    delivery.outbox(core).subscribe("broadcast", on_status)   # async def on_status(event: DeliveryEvent)
+
+Statuses: pending → sending → sent | failed (with a reason) | blocked (the user blocked the bot) |
+cancelled (retracted, recipient removed or revoked). Telegram's 429 (honoring retry_after), 5xx,
+timeouts and network errors are retried with exponential backoff up to `MAX_ATTEMPTS`.
+
+Guarantees and their limits:
+- Per chat, operations run in order (first in, first out), one at a time, at most one Telegram call
+  per `chat_interval` (1 s); overall at most `rate` calls per sliding second (30).
+- A claim is a row update (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serializes writers), so two
+  processes never send the same delivery. The rate limits are per process: with several processes,
+  give each a share of the overall rate.
+- Pending deliveries survive a crash and are sent after restart. A crash *during* a Telegram call
+  leaves the delivery "sending"; it is sent again after its lease expires (or at once when the same
+  host sees its process gone) — that one window is at-least-once, as with any outbox over an API
+  without idempotency keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from bot import audit
+from bot.audit import body_hash as hash_body
+from bot.core import Core
+from bot.models import Officer, OfficerStatus
+from bot.models.relay import ChatMessage, Delivery, column_aad
+from bot.outbound import Button, OutFile, Outbound, OutMessage, SendError
+from bot.render import CAPTION_LIMIT, TEXT_LIMIT, split_html
+
+logger = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, FAILED, BLOCKED, CANCELLED = "pending", "sending", "sent", "failed", "blocked", "cancelled"
+FINAL_STATUSES = frozenset({SENT, FAILED, BLOCKED, CANCELLED})
+#: attempts before a delivery that keeps failing with retryable errors is marked failed
+MAX_ATTEMPTS = 10
+#: how long a claim is held before another worker may take the delivery over (crashed process)
+LEASE = timedelta(seconds=120)
+#: first retry delay; doubled per attempt up to MAX_BACKOFF
+BASE_BACKOFF = 2.0
+MAX_BACKOFF = 600.0
+_PAYLOAD_AAD = column_aad("deliveries", "payload_enc")
+OUTBOX_KEY = "delivery"
+
+
+# --- what to send -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """A file Telegram already has (by file_id) to send again: photo, document, voice, video or audio."""
+
+    kind: str
+    file_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """What one delivery sends; `text` is Telegram HTML of any length (split into several messages).
+
+    For a file, the first piece of `text` is its caption (1024 units) and the rest follow as messages.
+    For a location or contact, the text goes first and the pin after it. Buttons go on the last
+    message. `reply_ref=(kind, ref_id)` replies to this chat's copy (or original) of that record,
+    resolved when sending, so a reply to a copy still pending works.
+    """
+
+    text: str = ""
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    protect: bool = False
+    silent: bool = False
+    reply_to: int | None = None
+    reply_ref: tuple[str, int] | None = None
+    file: FileSpec | None = None
+    location: tuple[float, float] | None = None
+    #: (phone number, first name, last name)
+    contact: tuple[str, str, str | None] | None = None
+    #: for a delete: shown instead of the message where Telegram no longer allows deleting it
+    fallback_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One copy to enqueue with `enqueue_many`."""
+
+    kind: str
+    chat_id: int
+    payload: Payload
+    ref_id: int | None = None
+    recipient_id: int | None = None
+    lang: str | None = None
+    priority: int = 0
+    body_hash: str | None = None
+    case_tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    """A delivery reached a status; given to subscribers after it is committed."""
+
+    id: int
+    kind: str
+    ref_id: int | None
+    op: str
+    status: str
+    reason: str | None
+    recipient_id: int | None
+    chat_id: int
+    lang: str | None
+    attempts: int
+    telegram_message_id: int | None
+    target_id: int | None = None
+    #: when a retry is scheduled (status stays pending)
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryInfo:
+    """A delivery as the areas read it back."""
+
+    id: int
+    kind: str
+    ref_id: int | None
+    op: str
+    status: str
+    reason: str | None
+    recipient_id: int | None
+    chat_id: int
+    lang: str | None
+    attempts: int
+    telegram_message_id: int | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """What a Telegram message in a chat is: a copy (delivery) or an officer's original of a record."""
+
+    kind: str
+    ref_id: int | None
+    delivery_id: int | None
+    origin: bool
+
+
+Subscriber = Callable[[DeliveryEvent], Awaitable[None] | None]
+
+
+class Outbox:
+    """Per-process delivery state shared by the areas: status subscribers and the worker's wake-up."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Subscriber]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def subscribe(self, kind: str, callback: Subscriber) -> None:
+        """Call `callback(event)` (sync or async) whenever a delivery of this kind changes status ('*' = all)."""
+        self._subscribers.setdefault(kind, []).append(callback)
+
+    def unsubscribe(self, kind: str, callback: Subscriber) -> None:
+        """Stop calling a callback (a service stopping)."""
+        if callback in self._subscribers.get(kind, []):
+            self._subscribers[kind].remove(callback)
+
+    def subscribers(self, kind: str) -> list[Subscriber]:
+        """Return the callbacks for a kind (its own, then the catch-all ones)."""
+        return [*self._subscribers.get(kind, []), *self._subscribers.get("*", [])]
+
+    def bind(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        """Attach the running worker's loop and wake-up event."""
+        self._loop, self._event = loop, event
+
+    def unbind(self) -> None:
+        """Detach the worker (stopped)."""
+        self._loop = self._event = None
+
+    def wake(self) -> None:
+        """Tell the worker new deliveries are waiting; safe from any thread, a no-op without a worker."""
+        loop, event = self._loop, self._event
+        if loop is None or event is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+        else:
+            loop.call_soon_threadsafe(event.set)
+
+
+def outbox(core: Core) -> Outbox:
+    """Return this process's outbox (created on first use, kept in `core.extras`)."""
+    box = core.extras.get(OUTBOX_KEY)
+    if box is None:
+        box = core.extras[OUTBOX_KEY] = Outbox()
+    return box  # type: ignore[no-any-return]
+
+
+def wake(core: Core) -> None:
+    """Tell the worker new deliveries are waiting (call after the enqueuing transaction committed)."""
+    outbox(core).wake()
+
+
+# --- payload encoding -------------------------------------------------------------------------------
+
+def _split(payload: Payload) -> list[str]:
+    if payload.file is not None:
+        if not payload.text.strip():
+            return [""]
+        return split_html(payload.text, TEXT_LIMIT, first_limit=CAPTION_LIMIT)
+    if not payload.text.strip():
+        if payload.location is not None or payload.contact is not None:
+            return []
+        raise ValueError("a delivery needs a text, a file, a location or a contact")
+    return split_html(payload.text, TEXT_LIMIT)
+
+
+def _encode(payload: Payload, parts: list[str]) -> str:
+    doc: dict[str, Any] = {"parts": parts}
+    if payload.buttons:
+        doc["buttons"] = [[[b.text, b.data] for b in row] for row in payload.buttons]
+    if payload.protect:
+        doc["protect"] = True
+    if payload.silent:
+        doc["silent"] = True
+    if payload.reply_to is not None:
+        doc["reply_to"] = payload.reply_to
+    if payload.reply_ref is not None:
+        doc["reply_ref"] = list(payload.reply_ref)
+    if payload.file is not None:
+        doc["file"] = [payload.file.kind, payload.file.file_id]
+    if payload.location is not None:
+        doc["location"] = list(payload.location)
+    if payload.contact is not None:
+        doc["contact"] = list(payload.contact)
+    if payload.fallback_text is not None:
+        doc["fallback"] = payload.fallback_text
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def _buttons(doc: dict[str, Any]) -> tuple[tuple[Button, ...], ...]:
+    return tuple(tuple(Button(t, d) for t, d in row) for row in doc.get("buttons", ()))
+
+
+def _decode(core: Core, blob: bytes) -> dict[str, Any]:
+    text = core.cipher.decrypt(blob, _PAYLOAD_AAD)
+    return json.loads(text) if text else {}  # an empty text: purged by retention
+
+
+# --- enqueueing (inside the caller's transaction) ---------------------------------------------------
+
+def enqueue_many(
+    session: Session,
+    core: Core,
+    items: Sequence[NewDelivery],
+    *,
+    actor_id: int | None = None,
+    case_tag: str | None = None,
+    not_before: datetime | None = None,
+) -> list[Delivery]:
+    """Store several copies as pending (one audit event lists them all); return the rows (ids set)."""
+    if not items:
+        return []
+    now = core.clock.now()
+    encoded: dict[int, tuple[str, str | None]] = {}
+    rows: list[Delivery] = []
+    for item in items:
+        key = id(item.payload)
+        if key not in encoded:
+            parts = _split(item.payload)
+            encoded[key] = (_encode(item.payload, parts), hash_body(item.payload.text) if item.payload.text else None)
+        doc, text_hash = encoded[key]
+        rows.append(Delivery(
+            kind=item.kind, ref_id=item.ref_id, op="send", recipient_id=item.recipient_id, chat_id=item.chat_id,
+            lang=item.lang, case_tag=item.case_tag or case_tag, payload_enc=core.cipher.encrypt(doc, _PAYLOAD_AAD),
+            body_hash=item.body_hash or text_hash, priority=item.priority, status=PENDING, attempts=0,
+            created_at=now, next_attempt_at=not_before or now,
+        ))
+    session.add_all(rows)
+    session.flush()
+    _audit_queued(session, rows, "send", actor_id, case_tag or rows[0].case_tag, now)
+    return rows
+
+
+def enqueue(session: Session, core: Core, *, kind: str, chat_id: int, payload: Payload,
+            ref_id: int | None = None, recipient_id: int | None = None, lang: str | None = None,
+            priority: int = 0, actor_id: int | None = None, case_tag: str | None = None,
+            not_before: datetime | None = None) -> Delivery:
+    """Store one copy as pending; see `enqueue_many`."""
+    return enqueue_many(session, core, [NewDelivery(kind, chat_id, payload, ref_id, recipient_id, lang, priority,
+                                                    case_tag=case_tag)],
+                        actor_id=actor_id, case_tag=case_tag, not_before=not_before)[0]
+
+
+def _audit_queued(session: Session, rows: Sequence[Delivery], op: str, actor_id: int | None,
+                  case_tag: str | None, now: datetime) -> None:
+    first = rows[0]
+    audit.record(session, "delivery.queued", actor_id=actor_id, case_tag=case_tag, at=now, data={
+        "kind": first.kind, "op": op, "ref": first.ref_id,
+        "deliveries": [[r.id, r.recipient_id, r.chat_id, r.lang, r.body_hash, r.target_id] for r in rows],
+    })
+
+
+def _locked(session: Session, delivery_id: int) -> Delivery | None:
+    query = select(Delivery).where(Delivery.id == delivery_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def enqueue_edit(session: Session, core: Core, target_id: int, payload: Payload, *,
+                 actor_id: int | None = None, coalesce: bool = True) -> Delivery | None:
+    """Change the text (and buttons) of a copy: rewrite it if still pending, else queue an edit.
+
+    Only `text` and `buttons` of `payload` are used. With `coalesce`, an edit still waiting for the
+    same copy is replaced (a progress message edited often sends only its latest state). Returns
+    the delivery that will carry the change, or None when the copy was never delivered.
+    """
+    now = core.clock.now()
+    target = _locked(session, target_id)
+    if target is None or target.op != "send":
+        raise ValueError(f"delivery {target_id} is not a sent copy")
+    old = _decode(core, target.payload_enc)
+    has_file = "file" in old
+    new = Payload(text=payload.text, buttons=payload.buttons,
+                  file=FileSpec(*old["file"]) if has_file else None,
+                  location=tuple(old["location"]) if "location" in old else None,  # type: ignore[arg-type]
+                  contact=tuple(old["contact"]) if "contact" in old else None)  # type: ignore[arg-type]
+    parts = _split(new)
+    text_hash = hash_body(payload.text) if payload.text else None
+    if target.status == PENDING:
+        doc = dict(old, parts=parts)
+        doc.pop("buttons", None)
+        if payload.buttons:
+            doc["buttons"] = [[[b.text, b.data] for b in row] for row in payload.buttons]
+        target.payload_enc = core.cipher.encrypt(json.dumps(doc, ensure_ascii=False, separators=(",", ":")),
+                                                 _PAYLOAD_AAD)
+        target.body_hash = text_hash
+        audit.record(session, "delivery.rewritten", actor_id=actor_id, case_tag=target.case_tag, at=now,
+                     data={"delivery": target.id, "kind": target.kind, "ref": target.ref_id, "hash": text_hash})
+        return target
+    if target.status in (FAILED, BLOCKED, CANCELLED) and not _has_parts(session, target.id):
+        return None
+    doc_text = _encode(Payload(text=payload.text, buttons=payload.buttons), parts)
+    if coalesce:
+        waiting = session.execute(select(Delivery).where(
+            Delivery.target_id == target.id, Delivery.op == "edit", Delivery.status == PENDING)).scalars().first()
+        if waiting is not None:
+            waiting.payload_enc = core.cipher.encrypt(doc_text, _PAYLOAD_AAD)
+            waiting.body_hash = text_hash
+            return waiting
+    row = Delivery(kind=target.kind, ref_id=target.ref_id, op="edit", target_id=target.id,
+                   recipient_id=target.recipient_id, chat_id=target.chat_id, lang=target.lang,
+                   case_tag=target.case_tag, payload_enc=core.cipher.encrypt(doc_text, _PAYLOAD_AAD),
+                   body_hash=text_hash, priority=target.priority, status=PENDING, attempts=0,
+                   created_at=now, next_attempt_at=now)
+    session.add(row)
+    session.flush()
+    _audit_queued(session, [row], "edit", actor_id, target.case_tag, now)
+    return row
+
+
+def _has_parts(session: Session, delivery_id: int) -> bool:
+    return session.execute(select(ChatMessage.message_id).where(ChatMessage.delivery_id == delivery_id)
+                           .limit(1)).first() is not None
+
+
+def enqueue_delete(session: Session, core: Core, target_id: int, *, fallback_text: str | None = None,
+                   actor_id: int | None = None, reason: str = "retracted") -> Delivery | None:
+    """Remove a copy: cancel it if not yet sent, else queue deleting its Telegram messages.
+
+    Where Telegram refuses (messages older than 48 hours), `fallback_text` replaces the text.
+    Waiting edits of the copy are cancelled. Returns the delete delivery, or None when nothing was sent.
+    """
+    now = core.clock.now()
+    target = _locked(session, target_id)
+    if target is None or target.op != "send":
+        raise ValueError(f"delivery {target_id} is not a sent copy")
+    for edit in session.execute(select(Delivery).where(
+            Delivery.target_id == target.id, Delivery.op == "edit", Delivery.status == PENDING)).scalars():
+        _set_final(session, edit, CANCELLED, reason, actor_id, now)
+    if target.status == PENDING:
+        _set_final(session, target, CANCELLED, reason, actor_id, now)
+        return None
+    if target.status != SENDING and not _has_parts(session, target.id):
+        return None
+    doc = _encode(Payload(text="-", fallback_text=fallback_text), [])
+    row = Delivery(kind=target.kind, ref_id=target.ref_id, op="delete", target_id=target.id,
+                   recipient_id=target.recipient_id, chat_id=target.chat_id, lang=target.lang,
+                   case_tag=target.case_tag, payload_enc=core.cipher.encrypt(doc, _PAYLOAD_AAD), body_hash=None,
+                   priority=target.priority, status=PENDING, attempts=0, created_at=now, next_attempt_at=now)
+    session.add(row)
+    session.flush()
+    _audit_queued(session, [row], "delete", actor_id, target.case_tag, now)
+    return row
+
+
+def cancel_pending(session: Session, core: Core, *, kind: str, ref_ids: Iterable[int] | None = None,
+                   recipient_id: int | None = None, reason: str, actor_id: int | None = None) -> list[int]:
+    """Cancel copies not yet sent (e.g. to an officer removed from a room); return their ids."""
+    query = select(Delivery).where(Delivery.kind == kind, Delivery.status == PENDING)
+    if ref_ids is not None:
+        query = query.where(Delivery.ref_id.in_(list(ref_ids)))
+    if recipient_id is not None:
+        query = query.where(Delivery.recipient_id == recipient_id)
+    now = core.clock.now()
+    cancelled = []
+    for row in session.execute(query).scalars():
+        _set_final(session, row, CANCELLED, reason, actor_id, now)
+        cancelled.append(row.id)
+    return cancelled
+
+
+def _event_kind(op: str, status: str) -> str:
+    return f"delivery.{status}" if op == "send" else f"delivery.{op}.{status}"
+
+
+def _set_final(session: Session, row: Delivery, status: str, reason: str | None, actor_id: int | None,
+               now: datetime) -> None:
+    row.status, row.reason, row.finished_at = status, reason, now
+    row.claimed_by = row.lease_until = None
+    audit.record(session, _event_kind(row.op, status), actor_id=actor_id, case_tag=row.case_tag, at=now,
+                 data=_event_data(row))
+
+
+def _event_data(row: Delivery, **extra: Any) -> dict[str, Any]:
+    data = {"delivery": row.id, "kind": row.kind, "ref": row.ref_id, "op": row.op, "to": row.recipient_id,
+            "chat": row.chat_id, "lang": row.lang, "hash": row.body_hash, "attempt": row.attempts,
+            "reason": row.reason, "telegram_message_id": row.telegram_message_id}
+    if row.target_id is not None:
+        data["target"] = row.target_id
+    data.update(extra)
+    return data
+
+
+# --- reading back -----------------------------------------------------------------------------------
+
+def _info(row: Delivery) -> DeliveryInfo:
+    return DeliveryInfo(row.id, row.kind, row.ref_id, row.op, row.status, row.reason, row.recipient_id, row.chat_id,
+                        row.lang, row.attempts, row.telegram_message_id, row.created_at, row.finished_at)
+
+
+def deliveries_for(core: Core, kind: str, ref_id: int, *, op: str = "send") -> list[DeliveryInfo]:
+    """Return the copies of one record (e.g. every copy of a broadcast), oldest first."""
+    with core.db.session() as s:
+        rows = s.execute(select(Delivery).where(Delivery.kind == kind, Delivery.ref_id == ref_id, Delivery.op == op)
+                         .order_by(Delivery.id)).scalars()
+        return [_info(r) for r in rows]
+
+
+def status_counts(core: Core, kind: str, ref_id: int) -> dict[str, int]:
+    """Return how many copies of a record are in each status (sends only)."""
+    with core.db.session() as s:
+        rows = s.execute(select(Delivery.status, func.count()).where(
+            Delivery.kind == kind, Delivery.ref_id == ref_id, Delivery.op == "send").group_by(Delivery.status))
+        return {status: int(n) for status, n in rows}
+
+
+def lookup(session: Session, chat_id: int, message_id: int) -> MessageRef | None:
+    """Return what a Telegram message in a chat is (a copy or an original), or None if unknown."""
+    row = session.get(ChatMessage, (chat_id, message_id))
+    if row is None:
+        return None
+    return MessageRef(row.kind, row.ref_id, row.delivery_id, row.origin)
+
+
+def find_message(core: Core, chat_id: int, message_id: int) -> MessageRef | None:
+    """Return what a Telegram message in a chat is, in its own read (for handlers of button presses)."""
+    with core.db.session() as s:
+        return lookup(s, chat_id, message_id)
+
+
+def record_origin(session: Session, core: Core, *, chat_id: int, message_id: int, kind: str, ref_id: int) -> None:
+    """Remember that an officer's own message in their chat is the original of a record (for replies)."""
+    session.add(ChatMessage(chat_id=chat_id, message_id=message_id, kind=kind, ref_id=ref_id, delivery_id=None,
+                            part=0, part_kind="text", origin=True, at=core.clock.now()))
+
+
+# --- claiming and finishing (run in a worker thread) ------------------------------------------------
+
+@dataclass
+class Job:
+    """A claimed delivery with everything needed to carry it out."""
+
+    id: int
+    kind: str
+    ref_id: int | None
+    op: str
+    chat_id: int
+    recipient_id: int | None
+    lang: str | None
+    attempts: int
+    doc: dict[str, Any]
+    target_id: int | None = None
+    reply_to: int | None = None
+    #: Telegram messages already sent for this delivery (a multi-part send resumed), or the target's
+    target_parts: list[tuple[int, str]] = field(default_factory=list)
+    done_parts: list[tuple[int, str]] = field(default_factory=list)
+    #: set just before the first Telegram call (a job stopped before that is given back untouched)
+    started: bool = False
+
+
+@dataclass
+class Outcome:
+    """What happened when a job was carried out."""
+
+    status: str  # sent, retry, failed, blocked
+    reason: str | None = None
+    retry_after: float | None = None
+    #: new Telegram messages: (message id, part kind)
+    sent: list[tuple[int, str]] = field(default_factory=list)
+    #: Telegram messages of the target that no longer exist (deleted)
+    removed: list[int] = field(default_factory=list)
+
+
+def worker_identity() -> str:
+    """Return a claim owner id unique to this worker: host, process id and a random token."""
+    return f"{socket.gethostname()[:48]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def claim(core: Core, worker_id: str, limit: int, exclude_chats: Iterable[int] = (),
+          now: datetime | None = None) -> list[Job]:
+    """Take up to `limit` due deliveries (oldest per chat first, none of a chat with one in flight)."""
+    now = now or core.clock.now()
+    excluded = list(exclude_chats)
+    jobs: list[Job] = []
+    with core.db.transaction() as s:
+        earlier = aliased(Delivery)
+        busy = exists().where(earlier.chat_id == Delivery.chat_id, earlier.id < Delivery.id,
+                              earlier.status.in_((PENDING, SENDING)))
+        query = select(Delivery).where(
+            or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
+                and_(Delivery.status == SENDING, Delivery.lease_until < now)),
+            ~busy,
+        )
+        if excluded:
+            query = query.where(Delivery.chat_id.not_in(excluded))
+        query = query.order_by(Delivery.priority.desc(), Delivery.id).limit(limit)
+        if s.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Delivery)
+        rows = list(s.execute(query).scalars())
+        if not rows:
+            return []
+        recipients = {r.recipient_id for r in rows if r.recipient_id is not None}
+        revoked = set(s.execute(select(Officer.id).where(Officer.id.in_(recipients),
+                                                        Officer.status != OfficerStatus.ACTIVE)).scalars()) \
+            if recipients else set()
+        for row in rows:
+            if row.recipient_id in revoked:
+                _set_final(s, row, CANCELLED, "recipient revoked", None, now)
+                continue
+            job = _prepare(s, core, row)
+            if job is None:
+                continue
+            row.status, row.claimed_by, row.lease_until = SENDING, worker_id, now + LEASE
+            row.attempts += 1
+            job.attempts = row.attempts
+            jobs.append(job)
+    return jobs
+
+
+def _prepare(s: Session, core: Core, row: Delivery) -> Job | None:
+    doc = _decode(core, row.payload_enc)
+    job = Job(row.id, row.kind, row.ref_id, row.op, row.chat_id, row.recipient_id, row.lang, row.attempts, doc,
+              target_id=row.target_id, reply_to=doc.get("reply_to"))
+    if row.op == "send":
+        if row.attempts:
+            job.done_parts = [(m.message_id, m.part_kind) for m in s.execute(
+                select(ChatMessage).where(ChatMessage.delivery_id == row.id).order_by(ChatMessage.part)).scalars()]
+        if job.reply_to is None and doc.get("reply_ref"):
+            ref_kind, ref_id = doc["reply_ref"]
+            job.reply_to = s.execute(select(ChatMessage.message_id).where(
+                ChatMessage.chat_id == row.chat_id, ChatMessage.kind == ref_kind, ChatMessage.ref_id == ref_id)
+                .order_by(ChatMessage.part, ChatMessage.message_id).limit(1)).scalar_one_or_none()
+        return job
+    job.target_parts = [(m.message_id, m.part_kind) for m in s.execute(
+        select(ChatMessage).where(ChatMessage.delivery_id == row.target_id).order_by(ChatMessage.part)).scalars()]
+    if not job.target_parts:
+        _set_final(s, row, CANCELLED, "the copy was never delivered", None, core.clock.now())
+        return None
+    return job
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Return the delay before retry number `attempt` (Telegram's retry_after wins when given)."""
+    if retry_after is not None and retry_after > 0:
+        return retry_after + 0.25
+    delay = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** max(0, attempt - 1))
+    return delay * random.uniform(0.8, 1.2)
+
+
+def finish(core: Core, worker_id: str, job: Job, outcome: Outcome) -> DeliveryEvent | None:
+    """Record a job's outcome (status, new Telegram messages, audit event); None if the claim was lost."""
+    now = core.clock.now()
+    with core.db.transaction() as s:
+        row = _locked(s, job.id)
+        if row is None or row.status != SENDING or row.claimed_by != worker_id:
+            logger.warning("delivery %s was taken over before it finished; not recording twice", job.id)
+            return None
+        owner_id = job.id if job.op == "send" else job.target_id
+        if outcome.sent:
+            start = s.execute(select(func.coalesce(func.max(ChatMessage.part), -1)).where(
+                ChatMessage.delivery_id == owner_id)).scalar_one() + 1
+            for offset, (message_id, part_kind) in enumerate(outcome.sent):
+                s.merge(ChatMessage(chat_id=job.chat_id, message_id=message_id, kind=job.kind, ref_id=job.ref_id,
+                                    delivery_id=owner_id, part=start + offset, part_kind=part_kind, at=now))
+            if job.op == "send" and row.telegram_message_id is None:
+                row.telegram_message_id = outcome.sent[0][0]
+        if outcome.removed and job.op == "edit":
+            s.execute(update(ChatMessage).where(ChatMessage.chat_id == job.chat_id,
+                                                ChatMessage.message_id.in_(outcome.removed))
+                      .values(delivery_id=None))
+        retry_at = None
+        status = outcome.status
+        if status == "retry" and row.attempts >= MAX_ATTEMPTS:
+            status, outcome.reason = FAILED, f"gave up after {row.attempts} attempts: {outcome.reason}"
+        if status == "retry":
+            retry_at = now + timedelta(seconds=backoff_seconds(row.attempts, outcome.retry_after))
+            row.status, row.reason, row.next_attempt_at = PENDING, outcome.reason, retry_at
+            row.claimed_by = row.lease_until = None
+            audit.record(s, _event_kind(row.op, "retry"), case_tag=row.case_tag, at=now,
+                         data=_event_data(row, retry_at=retry_at, retry_after=outcome.retry_after))
+        else:
+            _set_final(s, row, status, outcome.reason, None, now)
+        return DeliveryEvent(row.id, row.kind, row.ref_id, row.op, row.status, row.reason, row.recipient_id,
+                             row.chat_id, row.lang, row.attempts, row.telegram_message_id, row.target_id, retry_at)
+
+
+def release(core: Core, worker_id: str, job_ids: Sequence[int]) -> None:
+    """Give back claimed jobs that were never started (worker stopping)."""
+    if not job_ids:
+        return
+    with core.db.transaction() as s:
+        s.execute(update(Delivery).where(Delivery.id.in_(list(job_ids)), Delivery.claimed_by == worker_id,
+                                         Delivery.status == SENDING)
+                  .values(status=PENDING, claimed_by=None, lease_until=None, attempts=Delivery.attempts - 1))
+
+
+def release_stale_claims(core: Core, worker_id: str) -> int:
+    """Release deliveries left 'sending' by a dead process on this host (e.g. after a crash and restart)."""
+    host, pid, _token = worker_id.rsplit(":", 2)
+    released = 0
+    with core.db.transaction() as s:
+        rows = s.execute(select(Delivery).where(Delivery.status == SENDING,
+                                                Delivery.claimed_by.like(f"{host}:%"))).scalars()
+        for row in rows:
+            _h, other_pid, _t = (row.claimed_by or "::").rsplit(":", 2)
+            if row.claimed_by == worker_id or (other_pid != pid and _pid_alive(other_pid)):
+                continue
+            logger.warning("delivery %s was in flight when its process stopped; sending it again", row.id)
+            row.status, row.claimed_by, row.lease_until = PENDING, None, None
+            released += 1
+    return released
+
+
+def _pid_alive(pid_text: str) -> bool:
+    try:
+        os.kill(int(pid_text), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- rate limits ------------------------------------------------------------------------------------
+
+class RateLimiter:
+    """Telegram's limits for one process: `rate` calls per sliding `window`, one per `chat_interval` per chat.
+
+    A small margin is added to both windows so that network jitter never makes Telegram count more
+    calls in its own window than we did in ours.
+    """
+
+    def __init__(self, rate: int = 30, window: float = 1.0, chat_interval: float = 1.0, margin: float = 0.05,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.window, self.chat_interval = rate, window + margin, chat_interval + margin if chat_interval else 0.0
+        self._clock = clock
+        self._stamps: deque[float] = deque()
+        self._last: dict[int, float] = {}
+        self._paused_until = 0.0
+        self._chat_paused: dict[int, float] = {}
+
+    def _chat_free_at(self, chat_id: int) -> float:
+        return max(self._last.get(chat_id, -1e9) + self.chat_interval, self._chat_paused.get(chat_id, 0.0))
+
+    def cooling_chats(self) -> set[int]:
+        """Return the chats that may not receive anything right now."""
+        now = self._clock()
+        for chat in [c for c, t in self._last.items() if t + self.chat_interval <= now and c not in self._chat_paused]:
+            del self._last[chat]
+        for chat in [c for c, t in self._chat_paused.items() if t <= now]:
+            del self._chat_paused[chat]
+        return {c for c in set(self._last) | set(self._chat_paused) if self._chat_free_at(c) > now}
+
+    def next_free(self) -> float | None:
+        """Return seconds until the earliest cooling chat is free again (None when none is cooling)."""
+        now = self._clock()
+        times = [self._chat_free_at(c) - now for c in set(self._last) | set(self._chat_paused)]
+        times = [t for t in times if t > 0]
+        return min(times) if times else None
+
+    def wait_time(self, chat_id: int) -> float:
+        """Return how long a call to this chat must wait now."""
+        now = self._clock()
+        while self._stamps and self._stamps[0] <= now - self.window:
+            self._stamps.popleft()
+        wait = max(0.0, self._paused_until - now, self._chat_free_at(chat_id) - now)
+        if self.rate and len(self._stamps) >= self.rate:
+            wait = max(wait, self._stamps[0] + self.window - now)
+        return wait
+
+    async def acquire(self, chat_id: int) -> None:
+        """Wait until a call to this chat is allowed, then count it."""
+        while True:
+            wait = self.wait_time(chat_id)
+            if wait <= 0:
+                now = self._clock()
+                self._stamps.append(now)
+                self._last[chat_id] = now
+                return
+            await asyncio.sleep(wait)
+
+    def pause(self, chat_id: int, seconds: float) -> None:
+        """Honor a 429: nothing to this chat for `seconds`, and a short pause for everyone."""
+        now = self._clock()
+        self._chat_paused[chat_id] = max(self._chat_paused.get(chat_id, 0.0), now + seconds)
+        self._paused_until = max(self._paused_until, now + min(seconds, 1.0))
+
+
+# --- carrying out one job ---------------------------------------------------------------------------
+
+async def _gate(limiter: RateLimiter, job: Job) -> None:
+    """Wait for the rate limiter, then mark the job as having reached Telegram."""
+    await limiter.acquire(job.chat_id)
+    job.started = True
+
+
+async def perform(outbound: Outbound, limiter: RateLimiter, job: Job) -> Outcome:
+    """Carry out a job against Telegram; never raises for Telegram errors (they become the outcome)."""
+    sent: list[tuple[int, str]] = []
+    removed: list[int] = []
+    try:
+        if job.op == "send":
+            await _perform_send(outbound, limiter, job, sent)
+        elif job.op == "edit":
+            await _perform_edit(outbound, limiter, job, sent, removed)
+        elif job.op == "delete":
+            reason = await _perform_delete(outbound, limiter, job)
+            return Outcome(SENT, reason)
+        else:
+            return Outcome(FAILED, f"unknown operation {job.op}")
+    except SendError as exc:
+        if exc.kind == "retry":
+            if exc.retry_after:
+                limiter.pause(job.chat_id, exc.retry_after)
+            return Outcome("retry", exc.reason, exc.retry_after, sent, removed)
+        if exc.kind == "blocked":
+            return Outcome(BLOCKED, exc.reason, None, sent, removed)
+        return Outcome(FAILED, f"{exc.kind}: {exc.reason}", None, sent, removed)
+    return Outcome(SENT, None, None, sent, removed)
+
+
+def _steps(doc: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """Return the Telegram messages a send consists of: (part kind, text) in order."""
+    parts: list[str] = doc.get("parts", [])
+    if "file" in doc:
+        return [("caption", parts[0] if parts else None)] + [("text", p) for p in parts[1:]]
+    steps: list[tuple[str, str | None]] = [("text", p) for p in parts]
+    if "location" in doc or "contact" in doc:
+        steps.append(("pin", None))
+    return steps
+
+
+async def _perform_send(outbound: Outbound, limiter: RateLimiter, job: Job, sent: list[tuple[int, str]]) -> None:
+    doc = job.doc
+    steps = _steps(doc)
+    buttons = _buttons(doc)
+    protect, silent = bool(doc.get("protect")), bool(doc.get("silent"))
+    last_with_buttons = max((i for i, (k, _t) in enumerate(steps) if k != "pin"), default=len(steps) - 1)
+    for index in range(len(job.done_parts), len(steps)):
+        kind, text = steps[index]
+        reply = job.reply_to if index == 0 else None
+        row_buttons = buttons if index == last_with_buttons else ()
+        await _gate(limiter, job)
+        if kind == "caption":
+            file_kind, file_id = doc["file"]
+            message_id = await outbound.send_file(OutFile(
+                job.chat_id, file_kind, file_id=file_id, caption=text or None, buttons=row_buttons,
+                reply_to=reply, protect=protect))
+        elif kind == "pin":
+            message_id = await _send_pin(outbound, job.chat_id, doc, reply, protect)
+        else:
+            message_id = await outbound.send(OutMessage(job.chat_id, text or "", buttons=row_buttons,
+                                                        reply_to=reply, protect=protect, silent=silent))
+        sent.append((message_id, kind))
+
+
+async def _send_pin(outbound: Outbound, chat_id: int, doc: dict[str, Any], reply: int | None,
+                    protect: bool) -> int:
+    if "location" in doc:
+        latitude, longitude = doc["location"]
+        return await outbound.send_location(chat_id, latitude, longitude, reply_to=reply,
+                                            protect=protect)
+    phone, first_name, last_name = doc["contact"]
+    return await outbound.send_contact(chat_id, phone, first_name, last_name,
+                                       reply_to=reply, protect=protect)
+
+
+async def _perform_edit(outbound: Outbound, limiter: RateLimiter, job: Job, sent: list[tuple[int, str]],
+                        removed: list[int]) -> None:
+    parts: list[str] = job.doc.get("parts", [])
+    buttons = _buttons(job.doc)
+    editable = [(mid, kind) for mid, kind in job.target_parts if kind != "pin"]
+    for index, (message_id, kind) in enumerate(editable):
+        await _gate(limiter, job)
+        if index >= len(parts):
+            try:
+                await outbound.delete(job.chat_id, message_id)
+            except SendError as exc:
+                if exc.kind not in ("gone", "rejected"):
+                    raise
+            removed.append(message_id)
+            continue
+        last = index == len(parts) - 1
+        try:
+            if kind == "caption":
+                await outbound.edit_caption(job.chat_id, message_id, parts[index] or None,
+                                            buttons if last else None)
+            else:
+                await outbound.edit(job.chat_id, message_id, parts[index], buttons if last else None)
+        except SendError as exc:
+            if exc.kind != "unchanged":
+                raise
+    for extra in parts[len(editable):]:
+        await _gate(limiter, job)
+        last = extra is parts[-1]
+        message_id = await outbound.send(OutMessage(job.chat_id, extra, buttons=buttons if last else (),
+                                                    protect=bool(job.doc.get("protect"))))
+        sent.append((message_id, "text"))
+
+
+async def _perform_delete(outbound: Outbound, limiter: RateLimiter, job: Job) -> str | None:
+    fallback = job.doc.get("fallback")
+    kept = 0
+    for message_id, kind in job.target_parts:
+        await _gate(limiter, job)
+        try:
+            await outbound.delete(job.chat_id, message_id)
+        except SendError as exc:
+            if exc.kind not in ("gone", "rejected"):
+                raise
+            if "not found" in exc.reason.lower():
+                continue
+            kept += 1
+            if fallback and kind != "pin":
+                await _gate(limiter, job)
+                try:
+                    if kind == "caption":
+                        await outbound.edit_caption(job.chat_id, message_id, fallback, None)
+                    else:
+                        await outbound.edit(job.chat_id, message_id, fallback, None)
+                except SendError as inner:
+                    if inner.kind not in ("gone", "rejected", "unchanged"):
+                        raise
+    if kept:
+        return f"Telegram kept {kept} of {len(job.target_parts)} messages" + (" (text replaced)" if fallback else "")
+    return None
+
+
+# --- the worker ------------------------------------------------------------------------------------
+
+class DeliveryWorker:
+    """Claims due deliveries and carries them out concurrently within the rate limits, until stopped."""
+
+    def __init__(self, core: Core, outbound: Outbound, *, rate: int = 30, chat_interval: float = 1.0,
+                 concurrency: int = 8, poll_interval: float = 1.0, limiter: RateLimiter | None = None) -> None:
+        self.core = core
+        self.outbound = outbound
+        self.limiter = limiter or RateLimiter(rate=rate, chat_interval=chat_interval)
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.worker_id = worker_identity()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._idle = asyncio.Event()
+
+    async def start(self) -> None:
+        """Release this host's dead claims, then run the loop in the background."""
+        released = await asyncio.to_thread(release_stale_claims, self.core, self.worker_id)
+        if released:
+            logger.info("released %d deliveries left in flight by a stopped process", released)
+        outbox(self.core).bind(asyncio.get_running_loop(), self._wake)
+        self._runner = asyncio.create_task(self._run(), name="delivery-worker")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming, let in-flight jobs finish for `grace` seconds, then cancel the rest."""
+        self._stopping = True
+        outbox(self.core).unbind()
+        self._wake.set()
+        if self._runner is not None:
+            await asyncio.gather(self._runner, return_exceptions=True)
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until nothing is due or in flight (tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._idle.clear()
+            self._wake.set()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if not self._tasks:
+                return
+        raise TimeoutError("deliveries still due or in flight")
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            claimed = 0
+            free = self.concurrency - len(self._tasks)
+            if free > 0:
+                try:
+                    jobs = await asyncio.to_thread(claim, self.core, self.worker_id, free,
+                                                   self.limiter.cooling_chats())
+                except Exception:
+                    logger.exception("could not claim deliveries; retrying shortly")
+                    jobs = []
+                    await asyncio.sleep(self.poll_interval)
+                for job in jobs:
+                    task = asyncio.create_task(self._carry_out(job), name=f"delivery-{job.id}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._done)
+                claimed = len(jobs)
+            if claimed == 0 and not self._tasks and self.limiter.next_free() is None:
+                self._idle.set()
+            if claimed and len(self._tasks) < self.concurrency:
+                continue
+            timeout = self.poll_interval
+            cooling = self.limiter.next_free()
+            if cooling is not None:
+                timeout = min(timeout, cooling)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            except TimeoutError:
+                pass
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._stopping:
+            self._wake.set()
+
+    async def _carry_out(self, job: Job) -> None:
+        try:
+            outcome = await perform(self.outbound, self.limiter, job)
+        except asyncio.CancelledError:
+            if not job.started:
+                await asyncio.to_thread(release, self.core, self.worker_id, [job.id])
+            raise
+        except Exception as exc:
+            logger.exception("delivery %s failed unexpectedly", job.id)
+            outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
+        try:
+            event = await asyncio.to_thread(finish, self.core, self.worker_id, job, outcome)
+        except Exception:
+            logger.exception("could not record the outcome of delivery %s; it will be retried", job.id)
+            return
+        if event is not None:
+            await notify(self.core, event)
+
+
+async def notify(core: Core, event: DeliveryEvent) -> None:
+    """Give an event to the subscribers of its kind; a failing subscriber is logged, never raised."""
+    for callback in outbox(core).subscribers(event.kind):
+        try:
+            result = callback(event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("a delivery status subscriber failed for delivery %s", event.id)
+
+
+def with_reply(payload: Payload, *, reply_to: int | None = None, reply_ref: tuple[str, int] | None = None) -> Payload:
+    """Return a payload that replies to a Telegram message or to this chat's copy of a record."""
+    return replace(payload, reply_to=reply_to, reply_ref=reply_ref)
