@@ -81,6 +81,7 @@ ERR_FAILED = N_("The export could not be made. The administrator has been told."
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_EMPTY_HASH = hashlib.sha256(b"").hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -358,6 +359,11 @@ def message_rows(conn: Connection, core: Core, flt: ExportFilter, officer_id: in
             delivered, problem_d = cache[tkey]
         elif row["delivery_id"] is not None and row["d_lang"] == (row["orig_lang"] or row["source_lang"]):
             delivered, delivered_hash, engine, model = original, orig_hash, "none", ""
+        # A purged NOT NULL value holds an encrypted empty text; its recorded hash tells them apart.
+        if original == "" and orig_hash and orig_hash != _EMPTY_HASH:
+            original = None
+        if delivered == "" and delivered_hash and delivered_hash != _EMPTY_HASH:
+            delivered = None
         notes = [p for p in (problem_o, problem_d, problem_m) if p]
         if original is None and orig_hash and not problem_o:
             notes.append("original text purged under the retention policy (its hash remains)")
@@ -433,6 +439,8 @@ class ExportResult:
     fingerprint: str
     size: int
     unreadable: int
+    #: hashes or links of exported events that do not check out (run `liaison audit verify`)
+    chain_problems: tuple[str, ...] = ()
 
 
 README = """Liaison audit export
@@ -649,7 +657,7 @@ def _export(core: Core, actor: OfficerInfo | None, flt: ExportFilter, out: Path,
                 entries["messages.csv"]["rows"], size)
     return ExportResult(out, export_id, manifest_sha, events["count"], entries["messages.csv"]["rows"],
                         len(message_ids), row.first_seq, row.last_seq, public_key_fingerprint(public), size,
-                        decryptor.unreadable)
+                        decryptor.unreadable, tuple(events["problems"]))
 
 
 def export_for_chat(core: Core, actor: OfficerInfo, flt: ExportFilter) -> ExportResult:

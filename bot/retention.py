@@ -80,9 +80,12 @@ def body_columns() -> list[tuple[BodyColumn, EncryptedColumn]]:
 
     registered = {c.name: c for c in all_encrypted_columns()}
     found: dict[str, tuple[BodyColumn, EncryptedColumn]] = {}
+    known = {f"{b.table}.{b.column}": b for b in BODY_COLUMNS}
     for col in registered.values():
         if col.purge_after:
-            found[col.name] = (BodyColumn(col.table, col.column, col.purge_after), col)
+            # The model's marker says by which age; a known body column adds its safety condition.
+            extra = known[col.name].only_if_set if col.name in known else None
+            found[col.name] = (BodyColumn(col.table, col.column, col.purge_after, extra), col)
     for body in BODY_COLUMNS:
         name = f"{body.table}.{body.column}"
         table = Base.metadata.tables.get(body.table)
@@ -118,10 +121,11 @@ def purge(core: Core, actor: OfficerInfo | None = None, *, days: int | None = No
             conds.append(func.length(target) > _empty_length(core, enc))
         if dry_run:
             with core.db.session() as s:
-                report.purged[enc.name] = int(s.execute(select(func.count()).select_from(table).where(*conds)).scalar()
-                                              or 0)
-            continue
-        report.purged[enc.name] = _purge_column(core, table, enc, conds)
+                count = int(s.execute(select(func.count()).select_from(table).where(*conds)).scalar() or 0)
+        else:
+            count = _purge_column(core, table, enc, conds)
+        if count:
+            report.purged[enc.name] = count
     if not dry_run:
         with core.db.transaction() as s:
             audit.record(s, "retention.purged", actor_id=actor.id if actor else None, at=core.clock.now(), data={

@@ -63,7 +63,7 @@ def store_message(s: Session, core: Core, room_id: int, tag: str, sender: Office
     for r in recipients:
         t = translated.get(r.language, text)
         rows.append(dict(kind="relay", ref_id=msg.id, op="send", recipient_id=r.id, chat_id=r.telegram_id,
-                         lang=r.language, case_tag=tag, body_hash=audit.body_hash(t), priority=0, status=status,
+                         lang=r.language, body_hash=audit.body_hash(t), priority=0, status=status,
                          attempts=1, created_at=at, next_attempt_at=at, finished_at=at + timedelta(seconds=1),
                          telegram_message_id=5000 + n,
                          payload_enc=core.cipher.encrypt(t, column_aad("deliveries", "payload_enc"))))
