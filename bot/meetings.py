@@ -58,6 +58,7 @@ NO_ITEMS = N_("The meeting has no action items.")
 TOO_MANY_ITEMS = N_("A meeting can have at most {max} action items.")
 BAD_LANGUAGE = N_("Unknown language {value}: use zh, lo, vi or en.")
 DUPLICATE_MEETING = N_("This meeting is already recorded (meeting #{id}).")
+DUPLICATE_DRAFT = N_("The same meeting appears twice (first at line {line}).")
 NO_SUCH_ITEM = N_("There is no action item #{id}.")
 NOT_OWNER = N_("You are not an owner of action item #{id}.")
 ITEM_CLOSED = N_("Action item #{id} is already closed.")
@@ -355,6 +356,7 @@ def check_meetings(core: Core, actor: OfficerInfo | None,
             problems.append(Problem(line, exc))
             return None
 
+    seen: dict[str, int | None] = {}
     with core.db.session() as s:
         for draft in drafts:
             before = len(problems)
@@ -388,6 +390,9 @@ def check_meetings(core: Core, actor: OfficerInfo | None,
                 existing = s.execute(select(Meeting.id).where(Meeting.fingerprint == fp)).scalar()
                 if existing is not None:
                     problems.append(Problem(draft.line, Conflict(DUPLICATE_MEETING, id=existing)))
+                elif fp in seen:
+                    problems.append(Problem(draft.line, Conflict(DUPLICATE_DRAFT, line=seen[fp] or "?")))
+                seen.setdefault(fp, draft.line)
                 if len(problems) == before:
                     valid.append(_ValidMeeting(title, held_on, place, participants, coordinator,
                                                language or "en", items, fp))
