@@ -76,7 +76,7 @@ ERR_NOT_ALLOWED = N_("Only auditors and administrators can export the audit log.
 ERR_BAD_DATE = N_("Cannot read the date {value}: use the form 2026-08-31.")
 ERR_BAD_RANGE = N_("The end date {until} is before the start date {since}.")
 ERR_UNKNOWN_CASE = N_("No case {case} is known.")
-ERR_FAILED = N_("The export could not be made. The administrator has been told.")
+ERR_FAILED = N_("The export could not be made; the error has been logged for the administrator.")
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -465,6 +465,19 @@ gets a leading ' so that spreadsheet programs do not run it as a formula; messag
 exact texts. original_sha256 / delivered_sha256 are the hashes by which the audit events refer to the
 texts; a text purged under the retention policy is empty while its hash remains.
 """
+
+
+def authorize(core: Core, actor: OfficerInfo | None, *, via: str = "telegram",
+              flt: ExportFilter | None = None) -> None:
+    """Raise NotAllowed (and record the refusal) unless the actor may export; None = the server's CLI."""
+    _authorize(core, actor, flt or ExportFilter(), via)
+
+
+def telegram_limit(core: Core) -> int:
+    """Return the largest file the bot may send: 50 MB through Telegram, 2000 MB via a self-hosted Bot API."""
+    from bot.config import DEFAULT_API_URL
+
+    return (50 if core.settings.telegram_api_url == DEFAULT_API_URL else 2000) * 1024 * 1024
 
 
 def _authorize(core: Core, actor: OfficerInfo | None, flt: ExportFilter, via: str) -> None:
