@@ -224,12 +224,16 @@ def child_speed(workdir: Path, kind: str, runs: int) -> dict[str, Any]:
             )
         return time.perf_counter() - started
 
-    def run_engine(items: list[str], langs: list[str]) -> float:
+    engines = list(dict.fromkeys(h.engine for h in hops.values()))
+
+    def run_engine(items: list[str], langs: list[str]) -> tuple[float, float]:
+        """Return (wall time of the engine call, time of it spent inside CTranslate2)."""
+        inside = sum(e.ct2_seconds for e in engines)
         started = time.perf_counter()
         results = translator.translate_many(items, "zh", langs)
         elapsed = time.perf_counter() - started
         assert all(r[t].translated for r in results for t in langs)
-        return elapsed
+        return elapsed, sum(e.ct2_seconds for e in engines) - inside
 
     one_calls = raw_calls([message], targets)
     batch_calls = raw_calls(batch, targets[:1])
@@ -237,30 +241,27 @@ def child_speed(workdir: Path, kind: str, runs: int) -> dict[str, Any]:
     for _ in range(2):  # warm-up
         run_raw(one_calls)
         run_engine([message], targets)
-    one_raw, one_engine, batch_raw, batch_engine = [], [], [], []
-    for _ in range(runs):
-        one_raw.append(run_raw(one_calls))
-        one_engine.append(run_engine([message], targets))
-    for _ in range(runs):
-        batch_raw.append(run_raw(batch_calls))
-        batch_engine.append(run_engine(batch, targets[:1]))
+    def measure(calls: Any, items: list[str], langs: list[str]) -> dict[str, float]:
+        raw, engine, own = [], [], []
+        for _ in range(runs):  # interleaved, so a burst of other work on the machine hits both
+            raw.append(run_raw(calls))
+            elapsed, inside = run_engine(items, langs)
+            engine.append(elapsed)
+            own.append(elapsed - inside)
+        return {
+            "raw": statistics.median(raw),
+            "engine": statistics.median(engine),
+            # The machine is shared: the median of the paired ratios resists bursts of other work ...
+            "paired": statistics.median(e / r for e, r in zip(engine, raw, strict=True)) - 1,
+            # ... and the engine's own work (everything outside translate_batch) is timed directly.
+            "own": statistics.median(own),
+        }
+
+    one = measure(one_calls, [message], targets)
+    bat = measure(batch_calls, batch, targets[:1])
     _, peak = rss_mb()
-    # The machine is shared: the best of N interleaved runs is the figure least disturbed by other
-    # processes, and the one the overhead is computed on; the median is shown beside it.
-    return {
-        "targets": targets,
-        "source_tokens": source_tokens,
-        "one_raw_s": min(one_raw),
-        "one_engine_s": min(one_engine),
-        "one_raw_med": statistics.median(one_raw),
-        "one_engine_med": statistics.median(one_engine),
-        "batch_raw_s": min(batch_raw),
-        "batch_engine_s": min(batch_engine),
-        "batch_raw_med": statistics.median(batch_raw),
-        "batch_engine_med": statistics.median(batch_engine),
-        "peak_rss_mb": peak,
-        "runs": runs,
-    }
+    return {"targets": targets, "source_tokens": source_tokens, "one": one, "batch": bat,
+            "peak_rss_mb": peak, "runs": runs}
 
 
 def run_child(args: list[str]) -> dict[str, Any]:
@@ -295,40 +296,39 @@ def main() -> int:
         out(
             f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
             f"ctranslate2 {__import__('ctranslate2').__version__}; intra_threads={THREADS}, beam {BEAM}, "
-            f"{OUTPUT_TOKENS} generated tokens per row; best (median) of {args.runs} interleaved runs\n"
+            f"{OUTPUT_TOKENS} generated tokens per row; medians of {args.runs} interleaved runs\n"
         )
         out(
-            "| model | disk | load raw / engine | RSS after load raw / engine | peak RSS in use | "
-            "message -> 2 languages raw / engine (overhead) | batch of 32 raw / engine (overhead) | "
-            "engine tokens/s |\n|---|---|---|---|---|---|---|---|\n"
+            "| model | disk | load raw / engine | RSS after load raw / engine | peak RSS in use "
+            "| message -> 2 languages raw / engine | engine vs raw (paired) | engine's own work "
+            "| batch of 32 raw / engine | engine vs raw (paired) | engine's own work | engine tokens/s |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         )
         for kind in kinds:
-            raw = run_child(["--workdir", str(workdir), "--child", kind, "raw"])
-            eng = run_child(["--workdir", str(workdir), "--child", kind, "engine"])
+            for path in (workdir / kind / "models").rglob("*"):  # warm the page cache for both loads
+                if path.is_file():
+                    with path.open("rb") as fh:
+                        while fh.read(1 << 24):
+                            pass
+            # Three fresh processes each, alternating; the fastest load is the least disturbed one.
+            loads = [run_child(["--workdir", str(workdir), "--child", kind, mode]) for _ in range(3)
+                     for mode in ("raw", "engine")]
+            raw = min(loads[0::2], key=lambda r: r["load_s"])
+            eng = min(loads[1::2], key=lambda r: r["load_s"])
             speed = run_child(
-                [
-                    "--workdir",
-                    str(workdir),
-                    "--runs",
-                    str(args.runs),
-                    "--beam",
-                    str(BEAM),
-                    "--child",
-                    kind,
-                    "speed",
-                ]
+                ["--workdir", str(workdir), "--runs", str(args.runs), "--beam", str(BEAM), "--child", kind, "speed"]
             )
-            one = speed["one_engine_s"] / speed["one_raw_s"] - 1
-            bat = speed["batch_engine_s"] / speed["batch_raw_s"] - 1
+            one, bat = speed["one"], speed["batch"]
+            label = "2 Argos packages" if kind == "base" else "1 model"
             out(
-                f"| {kind} ({'2 Argos packages' if kind == 'base' else '1 model'}, zh -> "
-                f"{'+'.join(speed['targets'])}, {speed['source_tokens']} source tokens) | {raw['disk_mb']:.0f} MB | "
-                f"{raw['load_s']:.2f} / {eng['load_s']:.2f} s | {raw['rss_mb']:.0f} / {eng['rss_mb']:.0f} MB | "
-                f"{speed['peak_rss_mb']:.0f} MB | {speed['one_raw_s']:.3f} / {speed['one_engine_s']:.3f} s "
-                f"({one:+.1%}; median {speed['one_raw_med']:.3f} / {speed['one_engine_med']:.3f}) | "
-                f"{speed['batch_raw_s']:.2f} / {speed['batch_engine_s']:.2f} s ({bat:+.1%}; median "
-                f"{speed['batch_raw_med']:.2f} / {speed['batch_engine_med']:.2f}) | "
-                f"{BATCH * OUTPUT_TOKENS / speed['batch_engine_s']:.0f} |\n"
+                f"| {kind} ({label}, zh -> {'+'.join(speed['targets'])}, {speed['source_tokens']} source tokens) "
+                f"| {raw['disk_mb']:.0f} MB | {raw['load_s']:.2f} / {eng['load_s']:.2f} s "
+                f"| {raw['rss_mb']:.0f} / {eng['rss_mb']:.0f} MB | {speed['peak_rss_mb']:.0f} MB "
+                f"| {one['raw']:.3f} / {one['engine']:.3f} s | {one['paired']:+.1%} "
+                f"| {1000 * one['own']:.1f} ms ({one['own'] / one['raw']:.2%}) "
+                f"| {bat['raw']:.2f} / {bat['engine']:.2f} s | {bat['paired']:+.1%} "
+                f"| {1000 * bat['own']:.1f} ms ({bat['own'] / bat['raw']:.2%}) "
+                f"| {BATCH * OUTPUT_TOKENS / bat['engine']:.0f} |\n"
             )
             sys.stdout.flush()
     finally:
