@@ -71,7 +71,7 @@ OFFICERS: tuple[DemoOfficer, ...] = (
                 "Standing Office of Steering Committee 389", "en",
                 "Coordinator · Steering Committee 389 · English", "Message…"),
     DemoOfficer("auditor", "Wang", "Li", "auditor_wang", "auditor", "CN", "CITES Management Authority of China",
-                "en", "Auditor · CITES Management Authority · English (try /export)", "Message…"),
+                "en", f"Auditor · CITES Management Authority · English · try /export {CASE_TAG}", "Message…"),
 )
 
 #: A short exchange so the panes show translated messages at once (sender key, text).

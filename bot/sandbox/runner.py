@@ -74,12 +74,15 @@ class Sandbox:
             else:
                 emulator_url = await self._start_bot()
                 self._link = EmulatorLink(emulator_url)
-                demo_panes = list(self.demo.panes) if self.demo else []
+                if self.demo is not None:
+                    demo_panes = list(self.demo.panes)
 
-                async def panes_source() -> list[Any]:
-                    return demo_panes
+                    async def panes_source() -> list[Any]:
+                        return demo_panes
 
-                panes = panes_source
+                    panes = panes_source
+                else:
+                    panes = users_as_panes(self._link)
                 status = TranslationStatus.from_directions(self._core.translator.directions())
             site = SandboxWeb(self._link, panes, status)
             self.url = await self._serve(site.app())

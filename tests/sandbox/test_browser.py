@@ -12,12 +12,14 @@ import asyncio
 import os
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.sandbox.demo import CASE_TAG
 from bot.sandbox.runner import Sandbox, SandboxOptions
 from tests.sandbox.conftest import MISSING, base_settings
 from tests.support.translators import TagTranslator
@@ -175,7 +177,7 @@ def _download(browser: Any, wait: Any, sandbox: ThreadedSandbox) -> str:
     from selenium.webdriver.common.by import By
 
     if _area_handles("handlers.audit"):
-        _type(browser, "auditor", "/export")
+        _type(browser, "auditor", f"/export {CASE_TAG}")
         pane = "auditor"
     else:
         # No /export in this build: the Lao officer sends a report; the relay brings the bot's copy to
@@ -191,5 +193,10 @@ def _download(browser: Any, wait: Any, sandbox: ThreadedSandbox) -> str:
     target = browser.downloads / name
     wait.until(lambda d: target.exists() and target.stat().st_size > 0 and not list(
         browser.downloads.glob("*.crdownload")))
+    if pane == "auditor":
+        # The signed bundle itself: a ZIP with the manifest and the case's messages.
+        with zipfile.ZipFile(target) as bundle:
+            names = set(bundle.namelist())
+        assert {"manifest.json", "messages.csv"} <= names, names
     assert target.read_bytes()
     return f"{pane}: {name}"

@@ -12,6 +12,7 @@ from bot.sandbox.emulator import BotApiEmulator
 from bot.sandbox.emulator_limits import RateLimits
 from bot.sandbox.runner import Sandbox, SandboxError, SandboxOptions
 from bot.sandbox.web import Pane, SandboxWeb, TranslationStatus
+from handlers.vetting import LANGUAGE_SET
 from tests.sandbox.conftest import EventReader, base_settings
 
 pytestmark = pytest.mark.e2e
@@ -66,8 +67,10 @@ async def test_sending_as_an_officer_reaches_the_bot_and_its_answer_streams_live
         assert sent["html"] == "/help" and not sent["from_bot"]
         mine = await asyncio.wait_for(events.until(lambda e: e["type"] == "message"), 10)
         assert mine["pane"] == vi and mine["message"]["message_id"] == sent["message_id"]
+        # (other bot messages, e.g. the demo meeting's notices, may come in between)
         answer = await asyncio.wait_for(
-            events.until(lambda e: e["type"] == "message" and e["message"]["from_bot"]), 10)
+            events.until(lambda e: e["type"] == "message" and e["pane"] == vi and e["message"]["from_bot"]
+                         and "/language" in e["message"]["html"]), 10)
     # The bot answered the Vietnamese officer in Vietnamese, as it would on Telegram.
     assert answer["pane"] == vi and answer["message"]["lang"] == "vi" and "/language" in answer["message"]["html"]
 
@@ -80,15 +83,16 @@ async def test_pressing_a_button_as_an_officer(sandbox: Sandbox, http: aiohttp.C
         await asyncio.wait_for(events.next(), 10)
         await http.post(sandbox.url + f"api/panes/{auditor}/send", json={"text": "/language"})
         menu = await asyncio.wait_for(
-            events.until(lambda e: e["type"] == "message" and e["message"]["keyboard"]), 10)
+            events.until(lambda e: e["type"] == "message" and e["pane"] == auditor and e["message"]["keyboard"]), 10)
         buttons = [b for row in menu["message"]["keyboard"] for b in row]
         assert {b["data"] for b in buttons} >= {"lang:zh", "lang:lo", "lang:vi", "lang:en"}
         async with http.post(sandbox.url + f"api/panes/{auditor}/press",
                              json={"message_id": menu["message"]["message_id"], "data": "lang:vi"}) as resp:
             assert resp.status == 200 and (await resp.json())["callback_query_id"]
+        expected = sandbox._core.catalogs.get("vi")(LANGUAGE_SET)
         confirmation = await asyncio.wait_for(
             events.until(lambda e: e["type"] == "message" and e["message"]["from_bot"]
-                         and e["message"]["message_id"] != menu["message"]["message_id"]), 10)
+                         and expected in e["message"]["html"]), 10)
     assert confirmation["pane"] == auditor and confirmation["message"]["lang"] == "vi"
 
 
@@ -173,3 +177,54 @@ def test_translation_status_banner_texts() -> None:
     assert none["installed"] == [] and len(none["missing"]) == 12 and "untranslated" in none["summary"]
     every = {(a, b) for a in "zh lo vi en".split() for b in "zh lo vi en".split() if a != b}
     assert TranslationStatus.from_directions(every).to_dict()["missing"] == []
+
+
+def _service(module: str, name: str) -> bool:
+    """Tell whether an area's service function exists in this build."""
+    import importlib
+
+    try:
+        return callable(getattr(importlib.import_module(module), name, None))
+    except ImportError:
+        return False
+
+
+async def test_demo_sets_up_the_case_room_and_the_meeting_when_their_areas_exist(sandbox: Sandbox) -> None:
+    from bot.sandbox.demo import CASE_TAG
+
+    demo = sandbox.demo
+    core = sandbox._core
+    if _service("bot.rooms", "my_rooms"):
+        from bot.rooms import my_rooms
+
+        assert "case room" not in demo.skipped, demo.skipped
+        for key in ("zh-officer", "vi-officer", "lo-officer", "coordinator"):
+            assert CASE_TAG in [r.case_tag for r in await asyncio.to_thread(my_rooms, core, demo.officers[key])]
+    else:
+        assert "case room" in demo.skipped
+    if _service("bot.meetings", "record_meetings"):
+        from sqlalchemy import func, select
+
+        from bot.models.meetings import ActionItem
+
+        assert "meeting" not in demo.skipped, demo.skipped
+        with core.db.session() as s:
+            assert s.execute(select(func.count()).select_from(ActionItem)).scalar_one() == 4
+    else:
+        assert "meeting" in demo.skipped
+
+
+async def test_without_the_demo_the_page_shows_the_emulator_users(tmp_path, http: aiohttp.ClientSession) -> None:
+    from tests.support.translators import TagTranslator
+
+    box = Sandbox(base_settings(tmp_path / "home"),
+                  SandboxOptions(data_dir=tmp_path / "d", port=0, seed=False, translator=TagTranslator()))
+    await box.start()
+    try:
+        user = await box._emulator.create_user("Somphone", language_code="lo")
+        async with http.get(box.url + "api/state") as resp:
+            state = await resp.json()
+        assert [p["id"] for p in state["panes"]] == [user.id]
+        assert state["translation"]["missing"] == []
+    finally:
+        await box.stop()
