@@ -182,6 +182,11 @@ class CT2Engine:
                 )
         return self._translator
 
+    def close(self) -> None:
+        """Drop the loaded model (its memory is freed once no translation uses it); it reloads on use."""
+        with self._load_lock:
+            self._translator = None
+
     def _max_length(self, sources: Sequence[Sequence[str]]) -> int:
         longest = max(len(s) for s in sources)
         o = self.options

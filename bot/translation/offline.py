@@ -124,6 +124,12 @@ class OfflineTranslator:
                 logger.exception("translation model %s could not be loaded", engine.model_id)
         return loaded
 
+    def close(self) -> None:
+        """Release the models (the bot calls this at shutdown)."""
+        for engine in self.engines:
+            engine.close()
+        self.memory.clear()
+
     # --- translation ---------------------------------------------------------------------------
 
     def translate(self, text: str, source: str, targets: Sequence[str]) -> dict[str, Translation]:

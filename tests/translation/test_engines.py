@@ -244,6 +244,9 @@ def test_warm_up_loads_every_model_once(
     assert len(loads) == 2
     engine = translator.engines[0]
     assert engine.load() is engine.load()
+    loaded = engine.load()
+    translator.close()  # what the bot does at shutdown; a later use loads again
+    assert engine._translator is None and engine.load() is not loaded
 
 
 def test_whitespace_and_symbol_only_messages(settings: Settings, kit: Kit) -> None:
