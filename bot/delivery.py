@@ -478,6 +478,12 @@ def deliveries_for(core: Core, kind: str, ref_id: int, *, op: str = "send") -> l
         return [_info(r) for r in rows]
 
 
+def outstanding(core: Core) -> int:
+    """Return how many deliveries are pending or in flight (all areas)."""
+    with core.db.session() as s:
+        return int(s.execute(select(func.count()).where(Delivery.status.in_((PENDING, SENDING)))).scalar_one())
+
+
 def status_counts(core: Core, kind: str, ref_id: int) -> dict[str, int]:
     """Return how many copies of a record are in each status (sends only)."""
     with core.db.session() as s:
@@ -666,8 +672,13 @@ def release(core: Core, worker_id: str, job_ids: Sequence[int]) -> None:
                   .values(status=PENDING, claimed_by=None, lease_until=None, attempts=Delivery.attempts - 1))
 
 
+#: ids of the workers running in this process. A fact about the process (like its pid), needed to tell a
+#: stopped worker's leftovers from a live sibling's when both carry this process's pid.
+_LIVE_WORKERS: set[str] = set()
+
+
 def release_stale_claims(core: Core, worker_id: str) -> int:
-    """Release deliveries left 'sending' by a dead process on this host (e.g. after a crash and restart)."""
+    """Release deliveries left 'sending' by a stopped worker on this host (a crashed process, a restart)."""
     host, pid, _token = worker_id.rsplit(":", 2)
     released = 0
     with core.db.transaction() as s:
@@ -675,7 +686,8 @@ def release_stale_claims(core: Core, worker_id: str) -> int:
                                                 Delivery.claimed_by.like(f"{host}:%"))).scalars()
         for row in rows:
             _h, other_pid, _t = (row.claimed_by or "::").rsplit(":", 2)
-            if row.claimed_by == worker_id or (other_pid != pid and _pid_alive(other_pid)):
+            alive = row.claimed_by in _LIVE_WORKERS if other_pid == pid else _pid_alive(other_pid)
+            if row.claimed_by == worker_id or alive:
                 continue
             logger.warning("delivery %s was in flight when its process stopped; sending it again", row.id)
             row.status, row.claimed_by, row.lease_until = PENDING, None, None
@@ -710,6 +722,7 @@ class RateLimiter:
         self._last: dict[int, float] = {}
         self._paused_until = 0.0
         self._chat_paused: dict[int, float] = {}
+        self._refused: deque[tuple[float, int]] = deque()
 
     def _chat_free_at(self, chat_id: int) -> float:
         return max(self._last.get(chat_id, -1e9) + self.chat_interval, self._chat_paused.get(chat_id, 0.0))
@@ -752,10 +765,15 @@ class RateLimiter:
             await asyncio.sleep(wait)
 
     def pause(self, chat_id: int, seconds: float) -> None:
-        """Honor a 429: nothing to this chat for `seconds`, and a short pause for everyone."""
+        """Honor a 429: nothing to this chat for `seconds`; when a second chat is refused within a second,
+        the limit hit is the overall one, so everyone waits."""
         now = self._clock()
         self._chat_paused[chat_id] = max(self._chat_paused.get(chat_id, 0.0), now + seconds)
-        self._paused_until = max(self._paused_until, now + min(seconds, 1.0))
+        while self._refused and self._refused[0][0] <= now - 1.0:
+            self._refused.popleft()
+        if any(chat != chat_id for _t, chat in self._refused):
+            self._paused_until = max(self._paused_until, now + seconds)
+        self._refused.append((now, chat_id))
 
 
 # --- carrying out one job ---------------------------------------------------------------------------
@@ -915,10 +933,10 @@ class DeliveryWorker:
         self._runner: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
-        self._idle = asyncio.Event()
 
     async def start(self) -> None:
         """Release this host's dead claims, then run the loop in the background."""
+        _LIVE_WORKERS.add(self.worker_id)
         released = await asyncio.to_thread(release_stale_claims, self.core, self.worker_id)
         if released:
             logger.info("released %d deliveries left in flight by a stopped process", released)
@@ -937,20 +955,17 @@ class DeliveryWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        _LIVE_WORKERS.discard(self.worker_id)
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
-        """Wait until nothing is due or in flight (tests and benchmarks)."""
+        """Wait until no delivery is pending or in flight (tests, benchmarks); TimeoutError otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._idle.clear()
-            self._wake.set()
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout=max(0.01, deadline - time.monotonic()))
-            except TimeoutError:
-                break
-            if not self._tasks:
+            if not self._tasks and await asyncio.to_thread(outstanding, self.core) == 0:
                 return
-        raise TimeoutError("deliveries still due or in flight")
+            self._wake.set()
+            await asyncio.sleep(0.02)
+        raise TimeoutError("deliveries still pending or in flight")
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -970,8 +985,6 @@ class DeliveryWorker:
                     self._tasks.add(task)
                     task.add_done_callback(self._done)
                 claimed = len(jobs)
-            if claimed == 0 and not self._tasks and self.limiter.next_free() is None:
-                self._idle.set()
             if claimed and len(self._tasks) < self.concurrency:
                 continue
             timeout = self.poll_interval

@@ -196,6 +196,18 @@ def _is_joiner(ch: str) -> bool:
     return unicodedata.category(ch).startswith("M") or ch in "\u200d\ufe0e\ufe0f" or "\U0001f3fb" <= ch <= "\U0001f3ff"
 
 
+def _is_flag_half(chars: Sequence[tuple[str, str, tuple[str, ...]]], k: int) -> bool:
+    """Tell whether cutting before k would split a flag (two regional indicator letters)."""
+    def regional(ch: str) -> bool:
+        return "\U0001f1e6" <= ch <= "\U0001f1ff"
+    if not (regional(chars[k][0]) and regional(chars[k - 1][0])):
+        return False
+    run = 0
+    while k - 1 - run >= 0 and regional(chars[k - 1 - run][0]):
+        run += 1
+    return run % 2 == 1
+
+
 def _break_quality(chars: Sequence[tuple[str, str, tuple[str, ...]]], k: int) -> int:
     """Rate cutting before index k: 4 paragraph or quote boundary, 3 line, 2 sentence, 1 space, 0 none."""
     prev, nxt = chars[k - 1], chars[k]
@@ -246,7 +258,7 @@ def split_html(text_html: str, limit: int = TEXT_LIMIT, first_limit: int | None 
                     break
             if cut is None:
                 cut = j
-                while cut > i + 1 and _is_joiner(chars[cut][0]):
+                while cut > i + 1 and (_is_joiner(chars[cut][0]) or _is_flag_half(chars, cut)):
                     cut -= 1
             j = cut
         end = j
