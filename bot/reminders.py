@@ -31,14 +31,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date as babel_format_date
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Integer, and_, column, func, select, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.core import Core
 from bot.i18n import N_, Texts
-from bot.models import COUNTRY_TIMEZONE, Officer, OfficerStatus
+from bot.models import COUNTRY_TIMEZONE, Officer, OfficerStatus, UtcDateTime
 from bot.models.meetings import (
     ActionItem,
     ActionOwner,
@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 TICK_SECONDS = 60
 #: at most this many reminders (and as many notices) are claimed by one tick; the runner ticks again
 #: at once while batches come back full
-CLAIM_BATCH = 500
+CLAIM_BATCH = 200
 #: a claim older than this belongs to a process that died mid-send
 CLAIM_LEASE = timedelta(minutes=10)
 #: sends of one message before it is given up
@@ -103,6 +103,9 @@ DIGEST_MEETING = N_("<b>{meeting}</b> ({date})")
 DIGEST_COUNTS = N_("Open: {open} · overdue: {overdue} · completed: {done} ({week} this week)")
 DIGEST_OVERDUE = N_("• #{id} {text} — due {due}; {owners}")
 DIGEST_MORE = N_("… and more overdue items: {n}")
+DIGEST_MORE_MEETINGS = N_("… and more meetings with open items: {n} (see /actions)")
+#: overdue items listed by name per meeting in the digest (the rest are counted)
+DIGEST_ITEMS_PER_MEETING = 5
 NOBODY = N_("nobody")
 BUTTON_DONE = N_("✅ Done")
 BUTTON_SNOOZE = N_("⏰ Snooze 1 day")
@@ -373,10 +376,24 @@ def _plan_reminders(s: Session, core: Core, now: datetime, hour: int, limit: int
                       "next_remind_at": schedule.next_reminder(due_on, officer_tz(tz, country), hour, now)})
         messages.append({"kind": "reminder", "officer_id": officer_id, "item_id": item_id, "owner_id": owner_id,
                          "dedupe": f"rem:{owner_id}:{int(slot.timestamp())}"})
-    s.execute(update(ActionOwner), moves)
-    s.execute(update(ActionOwner).where(ActionOwner.id.in_([r[0] for r in rows]))
-              .values(reminders_sent=ActionOwner.reminders_sent + 1))
+    _move_owners(s, core.db.dialect, moves, now)
     return enqueue(s, core, messages, claimed=True)
+
+
+def _move_owners(s: Session, dialect: str, moves: list[dict[str, Any]], now: datetime) -> None:
+    """Set each claimed owner's next reminder: one UPDATE … FROM (VALUES …) on PostgreSQL."""
+    if dialect == "postgresql":
+        # executemany would be one round trip per row; a VALUES list is one statement for the batch.
+        table = values(column("oid", Integer), column("nxt", UtcDateTime()), name="moves").data(
+            [(m["id"], m["next_remind_at"]) for m in moves])
+        s.execute(update(ActionOwner).where(ActionOwner.id == table.c.oid).values(
+            next_remind_at=table.c.nxt, last_reminded_at=now, snoozed_until=None,
+            reminders_sent=ActionOwner.reminders_sent + 1), execution_options={"synchronize_session": False})
+        return
+    s.execute(update(ActionOwner), moves)
+    for chunk in chunks([m["id"] for m in moves]):
+        s.execute(update(ActionOwner).where(ActionOwner.id.in_(chunk))
+                  .values(reminders_sent=ActionOwner.reminders_sent + 1))
 
 
 def _plan_escalations(s: Session, core: Core, now: datetime, hour: int, limit: int,
@@ -628,27 +645,30 @@ def render_digest(s: Session, core: Core, coordinator_id: int, texts: Texts, tz:
     shown = {mid: m for mid, m in per_meeting.items() if m["open"] or m["week"]}
     if not shown:
         return None
-    overdue_ids = [i for m in shown.values() for i, _ in m["overdue"]]
-    book = load_texts(s, core, shown, overdue_ids, [texts.lang])
-    owners = item_owner_labels(s, overdue_ids)
+    for m in shown.values():
+        m["overdue"].sort(key=lambda pair: (pair[1], pair[0]))  # the longest overdue first
+    listed = [i for m in shown.values() for i, _ in m["overdue"][:DIGEST_ITEMS_PER_MEETING]]
+    book = load_texts(s, core, shown, listed, [texts.lang])
+    owners = item_owner_labels(s, listed)
     monday = (week_of or last_digest_slot(tz, 0, now)).astimezone(ZoneInfo(tz)).date()
     lines = [texts(DIGEST_HEADER, date=format_day(monday, texts.lang))]
-    budget = MESSAGE_LIMIT - 200
-    for mid, m in shown.items():
+    size = len(lines[0])
+    for index, (mid, m) in enumerate(shown.items()):
         title, _ = book.get(mid, None, texts.lang)
         block = ["", texts(DIGEST_MEETING, meeting=title, date=format_day(m["held_on"], texts.lang)),
                  texts(DIGEST_COUNTS, open=m["open"], overdue=len(m["overdue"]), done=m["done"], week=m["week"])]
-        for n, (item_id, due_on) in enumerate(m["overdue"]):
+        for item_id, due_on in m["overdue"][:DIGEST_ITEMS_PER_MEETING]:
             text, _ = book.get(mid, item_id, texts.lang)
-            line = texts(DIGEST_OVERDUE, id=item_id, text=_short(text), due=format_day(due_on, texts.lang),
-                         owners=", ".join(owners.get(item_id, [])) or texts.plain(NOBODY))
-            if sum(len(x) + 1 for x in lines + block) + len(line) > budget:
-                block.append(texts(DIGEST_MORE, n=len(m["overdue"]) - n))
-                break
-            block.append(line)
-        if sum(len(x) + 1 for x in lines + block) > budget:
+            block.append(texts(DIGEST_OVERDUE, id=item_id, text=_short(text), due=format_day(due_on, texts.lang),
+                               owners=", ".join(owners.get(item_id, [])) or texts.plain(NOBODY)))
+        if len(m["overdue"]) > DIGEST_ITEMS_PER_MEETING:
+            block.append(texts(DIGEST_MORE, n=len(m["overdue"]) - DIGEST_ITEMS_PER_MEETING))
+        block_size = sum(len(x) + 1 for x in block)
+        if size + block_size > MESSAGE_LIMIT - 100:
+            lines += ["", texts(DIGEST_MORE_MEETINGS, n=len(shown) - index)]
             break
         lines += block
+        size += block_size
     return "\n".join(lines)
 
 
