@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -181,10 +183,12 @@ def read_snapshot(db: Database) -> Iterator[Connection]:
 
 
 _COLUMNS = "seq, {at}, kind, actor_id, case_tag, data, prev_hash, hash"
-# PostgreSQL formats the time itself (in its own process), in SQLite's storage format.
-_PG_AT = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+# The database writes the time in the hashed form itself (SQLite in its C code, without the GIL, in the
+# prefetching thread; PostgreSQL in its own process), which saves the verification loop a step.
+_PG_AT = """to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+_SQLITE_AT = "substr(at, 1, 10) || 'T' || substr(at, 12) || 'Z'"
 
-#: one raw event row: (seq, time text "YYYY-MM-DD HH:MM:SS.ffffff", kind, actor, case, data, prev, hash)
+#: one raw event row: (seq, time "YYYY-MM-DDTHH:MM:SS.ffffffZ", kind, actor, case, data, prev hash, hash)
 RawEvent = tuple[int, str, str, int | None, str | None, str, str, str]
 
 
@@ -234,11 +238,12 @@ def raw_event_batches(
     """Yield the events in seq order as raw tuples, `batch` at a time (a server-side cursor on PostgreSQL)."""
     pg = conn.dialect.name == "postgresql"
     where, params = _where(flt or EventFilter(), pg)
-    sql = f"SELECT {_COLUMNS.format(at=_PG_AT if pg else 'at')} FROM audit_events{where} ORDER BY seq"
+    sql = f"SELECT {_COLUMNS.format(at=_PG_AT if pg else _SQLITE_AT)} FROM audit_events{where} ORDER BY seq"
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     if pg:
-        cur = dbapi.cursor(name=f"liaison_events_{id(conn):x}")
+        # Binary results: the driver parses them in C without text conversions (about 1.5x faster).
+        cur = dbapi.cursor(name=f"liaison_events_{id(conn):x}", binary=True)
         cur.itersize = batch
         try:
             cur.execute(sql, params)
@@ -251,21 +256,71 @@ def raw_event_batches(
     try:
         cur.execute(sql, params)
         while rows := cur.fetchmany(batch):
-            yield rows if isinstance(rows[0][1], str) else [_sqlite_row(r) for r in rows]
+            yield rows
     finally:
         cur.close()
 
 
-def _sqlite_row(row: tuple[Any, ...]) -> RawEvent:
-    """Normalize a row whose time SQLite returned as something other than text (never in practice)."""
-    at = row[1]
-    if isinstance(at, datetime):
-        at = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if at.tzinfo else at.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return (row[0], str(at), *row[2:])  # type: ignore[return-value]
+class _Failure:
+    """An exception raised while prefetching, handed to the consumer."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def prefetched(batches: Iterator[list[RawEvent]], depth: int = 2) -> Iterator[list[RawEvent]]:
+    """Yield the batches of another iterator, fetched ahead in a thread.
+
+    The database (or SQLite's C code, which releases the GIL) prepares the next batch while this thread
+    hashes the current one. The source iterator is consumed and closed in the fetching thread only.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in batches:
+                if not put(item):
+                    break
+        except BaseException as exc:  # handed over to the consumer, which raises it
+            put(_Failure(exc))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+            put(_DONE)
+
+    worker = threading.Thread(target=run, name="audit-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def at_text(stored: str) -> str:
-    """Turn a stored time 'YYYY-MM-DD HH:MM:SS.ffffff' into the hashed form 'YYYY-MM-DDTHH:MM:SS.ffffffZ'."""
+    """Return a time in the hashed form 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (from that form or SQLite's storage form)."""
+    if len(stored) == 27 and stored[10] == "T" and stored[26] == "Z":
+        return stored
     if len(stored) == 26 and stored[10] == " ":
         return f"{stored[:10]}T{stored[11:]}Z"
     # Anything else (no microseconds, an offset): parse it properly.
@@ -346,17 +401,21 @@ def verify_chain(
     sha256 = hashlib.sha256
     fmt = _CONTENT
     esc = _json_str
-    with read_snapshot(db) as conn:
+    # Kinds and case tags repeat: escape each once.
+    kinds: dict[str, str] = {}
+    cases: dict[str | None, str] = {None: "null"}
+    with read_snapshot(db) as conn, db.engine.connect() as side:
+        # `side` answers the diagnosis queries while `conn` streams from the prefetching thread.
         head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
         prev_raw = bytes(32)
         prev_hex = GENESIS_HASH
         expected = 1
         count = 0
-        for rows in raw_event_batches(conn, batch=batch):
+        for rows in prefetched(raw_event_batches(conn, batch=batch)):
             for row in rows:
                 seq, at, kind, actor, case, data, prev_hash, stored = row
                 if seq != expected or prev_hash != prev_hex:
-                    problem = _diagnose_link(conn, row, expected, prev_hex)
+                    problem = _diagnose_link(side, row, expected, prev_hex)
                     result.breaks.append(problem)
                     if len(result.breaks) >= max_breaks:
                         break
@@ -365,15 +424,20 @@ def verify_chain(
                     expected = seq + 1
                     count += 1
                     continue
-                if len(at) == 26:
-                    content = fmt % ("null" if actor is None else actor, f"{at[:10]}T{at[11:]}Z",
-                                     "null" if case is None else esc(case), esc(data), esc(kind), seq)
+                if len(at) == 27 and at[26] == "Z":
+                    k = kinds.get(kind)
+                    if k is None:
+                        k = kinds[kind] = esc(kind)
+                    c = cases.get(case)
+                    if c is None:
+                        c = cases[case] = esc(case)
+                    content = fmt % ("null" if actor is None else actor, at, c, esc(data), k, seq)
                 else:
                     content = _slow_content(row)
                 digest = sha256(prev_raw + content.encode("utf-8", "surrogatepass"))
                 computed = digest.hexdigest()
                 if computed != stored:
-                    result.breaks.append(_diagnose_hash(conn, row, computed))
+                    result.breaks.append(_diagnose_hash(side, row, computed))
                     if len(result.breaks) >= max_breaks:
                         break
                     prev_raw, prev_hex = _resync(stored)

@@ -17,7 +17,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,24 +260,29 @@ INFO_KEY = "liaison_encrypted"
 TABLE_COLUMN_AAD = "{table}.{column}"
 
 
-def encrypted(aad: str | None = TABLE_COLUMN_AAD, *, purge_after: str | None = None) -> dict[str, Any]:
+AadSpec = str | Callable[[Mapping[str, Any]], bytes] | None
+
+
+def encrypted(aad: AadSpec = TABLE_COLUMN_AAD, *, purge_after: str | None = None,
+              aad_columns: tuple[str, ...] = ()) -> dict[str, Any]:
     """Return the `info=` of an encrypted column: `mapped_column(LargeBinary, info=encrypted(...))`.
 
-    `aad` is the associated data the area encrypts the column with, as a template over the row's
-    columns, e.g. "audit_exports.purpose:{id}" (the default means b"<table>.<column>", None means no
-    associated data). `purge_after` names the row's timestamp column by which retention
-    (LIAISON_RETENTION_DAYS) measures a value's age; None = never purged by retention.
+    `aad` is the associated data the area encrypts the column with: a template over the row's columns,
+    e.g. "audit_exports.purpose:{id}" (the default means b"<table>.<column>", None means none), or a
+    function of the row returning bytes, with `aad_columns` naming the columns it reads.
+    `purge_after` names the row's timestamp column by which retention (LIAISON_RETENTION_DAYS) measures
+    a value's age; None = never purged by retention.
     """
-    return {INFO_KEY: {"aad": aad, "purge_after": purge_after}}
+    return {INFO_KEY: {"aad": aad, "purge_after": purge_after, "aad_columns": tuple(aad_columns)}}
 
 
-def register_encrypted_column(table: Any, column: str, aad: str | None = None, *,
-                              purge_after: str | None = None) -> None:
+def register_encrypted_column(table: Any, column: str, aad: AadSpec = TABLE_COLUMN_AAD, *,
+                              purge_after: str | None = None, aad_columns: tuple[str, ...] = ()) -> None:
     """Mark an existing model's column as encrypted (the same as `info=encrypted(...)` in its definition)."""
     tbl = getattr(table, "__table__", table)
     if column not in tbl.c:
         raise KeyError(f"{tbl.name} has no column {column}")
-    tbl.c[column].info.update(encrypted(aad, purge_after=purge_after))
+    tbl.c[column].info.update(encrypted(aad, purge_after=purge_after, aad_columns=aad_columns))
 
 
 @dataclass(frozen=True)
@@ -287,9 +292,10 @@ class EncryptedColumn:
     table: str
     column: str
     pk: tuple[str, ...]
-    aad: str | None = None
+    aad: AadSpec = None
     purge_after: str | None = None
     nullable: bool = True
+    aad_columns: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -300,12 +306,16 @@ class EncryptedColumn:
         """Return the row columns the associated data is built from."""
         import string
 
+        if callable(self.aad):
+            return self.aad_columns
         if not self.aad:
             return ()
         return tuple(f for _lit, f, _spec, _conv in string.Formatter().parse(self.aad) if f)
 
     def aad_for(self, row: Mapping[str, Any]) -> bytes:
         """Return the associated data of one row."""
+        if callable(self.aad):
+            return self.aad(row)
         return self.aad.format(**row).encode("utf-8") if self.aad else b""
 
 
@@ -330,7 +340,8 @@ def encrypted_columns(metadata: Any, listed: Iterable[Any] = ()) -> list[Encrypt
             if aad == TABLE_COLUMN_AAD:
                 aad = _literal(f"{table.name}.{col.name}")
             found[f"{table.name}.{col.name}"] = EncryptedColumn(
-                table.name, col.name, pk, aad, spec.get("purge_after"), bool(col.nullable))
+                table.name, col.name, pk, aad, spec.get("purge_after"), bool(col.nullable),
+                tuple(spec.get("aad_columns", ())))
     for entry in listed:
         table_name, column = entry[0], entry[1]
         aad = entry[2] if len(entry) > 2 else _literal(f"{table_name}.{column}")

@@ -238,3 +238,21 @@ def test_usage_counts_values_per_key(file_core: Core) -> None:
     assert u.totals()[kid] == 2
     with file_core.db.session() as s:
         assert s.execute(select(text("count(*)")).select_from(text("rooms"))).scalar() == 1
+
+
+def test_associated_data_from_a_function(file_core: Core) -> None:
+    """An area whose associated data depends on the row (a function + the columns it reads) is re-encrypted."""
+    ids = [_put_export(file_core, f"purpose {i}") for i in range(3)]
+    col = crypto.EncryptedColumn("audit_exports", "purpose", ("id",),
+                                 aad=lambda row: f"audit_exports.purpose:{row['id']}".encode(), aad_columns=("id",))
+    assert col.aad_fields() == ("id",)
+    ring, _active = crypto.read_keyring(file_core.settings)  # type: ignore[misc]
+    fresh = os.urandom(32)
+    crypto.write_keyring(crypto.keyring_path(file_core.settings), {**ring, crypto.key_id_of(fresh): fresh},
+                         crypto.key_id_of(fresh))
+    report = keys.reencrypt(file_core, columns=[col])
+    assert report.rewritten["audit_exports.purpose"] == 3 and not report.failures
+    assert file_core.cipher.active == crypto.key_id_of(fresh)
+    info = crypto.encrypted(lambda row: b"x", aad_columns=("item_id",))[crypto.INFO_KEY]
+    assert info["aad_columns"] == ("item_id",) and callable(info["aad"])
+    assert {v[1] for v in _values(file_core).values()} == {f"purpose {i}" for i in range(3)} and ids
