@@ -371,7 +371,8 @@ def render_copy(texts: Texts, author: Officer | None, priority: str, body: str, 
                 resend: int = 0) -> str:
     """Return one recipient language's copy as Telegram HTML (header, text, note, acknowledgment prompt)."""
     sender = _sender_label(texts, author)
-    header = texts.gettext(HEADER_URGENT if priority == "urgent" else HEADER_NORMAL).format(sender=sender)
+    msgid = HEADER_URGENT if priority == PRIORITIES[1] else HEADER_NORMAL
+    header = texts.gettext(msgid).format(sender=sender)
     lines = []
     if resend:
         lines.append(texts(RESEND_HEADER, n=resend, total=MAX_RESENDS))
@@ -718,6 +719,14 @@ def tracker(core: Core) -> ProgressTracker:
         found = core.extras[EXTRAS_KEY] = ProgressTracker(core)
         delivery.outbox(core).subscribe(KIND, found.on_event)
     return found  # type: ignore[no-any-return]
+
+
+async def release_tracker(core: Core) -> None:
+    """Stop this process's progress tracker and unsubscribe it (a service stopping)."""
+    found: ProgressTracker | None = core.extras.pop(EXTRAS_KEY, None)
+    if found is not None:
+        delivery.outbox(core).unsubscribe(KIND, found.on_event)
+        await found.stop()
 
 
 # --- the tick: re-sends and unfinished reports ------------------------------------------------------

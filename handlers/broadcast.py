@@ -36,19 +36,19 @@ TICK_SECONDS = 30
 
 ASK_SCOPE = N_("📢 New broadcast. Who should receive it? Choose below, or type a scope such as "
                "<code>country:LA,VN</code>, <code>agency:\"Customs\"</code> or <code>case:CN-VN-2026-0042</code>.")
-EVERYONE = N_("Everyone")
+EVERYONE = N_("Everyone (all officers)")
 ASK_TEXT = N_("Recipients: <code>{scope}</code>. Now send the text of the alert (or /cancel).")
 ASK_PRIORITY = N_("How urgent is it? Urgent alerts are re-sent to those who have not acknowledged them.")
-NORMAL = N_("Normal")
-URGENT = N_("🚨 Urgent")
+NORMAL = N_("Normal priority")
+URGENT = N_("🚨 Urgent priority")
 PREVIEW_HEAD = N_("<b>Preview of broadcast #{id}</b> ({priority}) to <code>{scope}</code>: {total} officers.")
 PREVIEW_COUNTRY = N_("{flag} {country}: {count}")
-NO_COUNTRY = N_("no country")
+NO_COUNTRY = N_("without a country")
 PREVIEW_UNTRANSLATED = N_("⚠️ No translation into {language}: those officers will receive the original.")
 CONFIRM = N_("✅ Send")
 CANCEL = N_("✖️ Cancel")
-PRIORITY_NAMES = {"normal": N_("normal"), "urgent": N_("urgent")}
-SENDING = N_("✅ Broadcast #{id} is being sent to {count} officers. Progress follows below.")
+PRIORITY_NAMES = {"normal": N_("normal priority"), "urgent": N_("🚨 urgent")}
+SENDING = N_("✅ Broadcast #{id} is being sent to {count} officers. Its progress is shown below the preview.")
 ALREADY = N_("Broadcast #{id} has already been sent; it was not sent again.")
 CANCELLED = N_("Broadcast #{id} was cancelled; nothing was sent.")
 GUIDE_CANCELLED = N_("Broadcast cancelled; nothing was sent.")
@@ -59,9 +59,10 @@ ACKS_YES = N_("<b>Acknowledged:</b>")
 ACKS_NO = N_("<b>Not yet acknowledged:</b>")
 ACKS_LINE_YES = N_("• {name} — {time}")
 ACKS_LINE_NO = N_("• {name} — {status}")
-STATUS_NAMES = {"sent": N_("delivered"), "failed": N_("failed"), "blocked": N_("blocked the bot"),
-                "cancelled": N_("not sent (access revoked)"), "pending": N_("waiting to be sent"),
-                "sending": N_("being sent"), "not-queued": N_("not sent")}
+STATUS_NAMES = {"sent": N_("delivered, not acknowledged"), "failed": N_("delivery failed"),
+                "blocked": N_("has blocked the bot"), "cancelled": N_("not sent: access revoked"),
+                "pending": N_("waiting to be sent"), "sending": N_("being sent now"),
+                "not-queued": N_("not sent")}
 
 
 def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
@@ -183,11 +184,10 @@ async def _on_confirm(message: Message, context: BotContext, value: str) -> str 
     """Send: the database lets exactly one press through; the others are told it was already sent."""
     result = await context.run(broadcasts.confirm, context.core, context.me, int(value))
     if result.already:
-        text = ALREADY if result.status != "cancelled" else CANCELLED
-        return context.texts.plain(text, id=result.id)
-    await message.edit_reply_markup(None)
-    await message.reply_text(context.texts(SENDING, id=result.id, count=result.queued))
-    return None
+        msgid = CANCELLED if result.status == broadcasts.BroadcastStatus.CANCELLED else ALREADY
+        return context.texts.plain(msgid, id=result.id)
+    # No other message here: the outbox's progress message follows, paced with the fan-out.
+    return context.texts.plain(SENDING, id=result.id, count=result.queued)
 
 
 async def _on_cancel(message: Message, context: BotContext, value: str) -> str | None:
@@ -227,13 +227,18 @@ def render_acks(texts: Texts, rep: broadcasts.Report, tz: str) -> str:
                    acked=len(rep.acked), total=rep.total)]
     if rep.acked:
         lines += ["", texts(ACKS_YES)]
-        lines += [texts(ACKS_LINE_YES, name=f"{r.officer.flag} {r.officer.display_name}".strip(),
-                        time=local_time(r.acked_at, tz)) for r in rep.acked if r.acked_at]
+        lines += [texts(ACKS_LINE_YES, name=_name(r.officer), time=local_time(r.acked_at, tz))
+                  for r in rep.acked if r.acked_at]
     if rep.not_acked:
         lines += ["", texts(ACKS_NO)]
-        lines += [texts(ACKS_LINE_NO, name=f"{r.officer.flag} {r.officer.display_name}".strip(),
-                        status=texts.plain(STATUS_NAMES.get(r.status, r.status))) for r in rep.not_acked]
+        lines += [texts(ACKS_LINE_NO, name=_name(r.officer), status=texts.plain(STATUS_NAMES.get(r.status, r.status)))
+                  for r in rep.not_acked]
     return "\n".join(lines)
+
+
+def _name(officer: broadcasts.OfficerInfo) -> str:
+    """Return an officer as listed: flag and name."""
+    return f"{officer.flag} {officer.display_name}".strip()
 
 
 class BroadcastService:
@@ -256,7 +261,7 @@ class BroadcastService:
     async def stop(self) -> None:
         """Cancel scheduled progress edits (the next process's tick finishes the reports)."""
         if self._core is not None:
-            await broadcasts.tracker(self._core).stop()
+            await broadcasts.release_tracker(self._core)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
