@@ -13,15 +13,20 @@ Guangzhou in August 2016 (see shared/data/joint-meeting-2016.md), paraphrased.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import vetting
+from bot.errors import Conflict
 from bot.models.core import COUNTRY_FLAG
 from bot.officers import OfficerInfo
 from bot.sandbox.web import Pane
@@ -35,6 +40,8 @@ logger = logging.getLogger(__name__)
 CASE_TAG = "CN-VN-2026-0042"
 CASE_TITLE = "Pangolin scales, Lang Son – Pingxiang corridor"
 _REPLY_TIMEOUT = 20.0
+#: Telegram ids of the demo's people (fixed, so a kept database recognises them).
+FIRST_USER_ID = 700_000_001
 
 
 @dataclass(frozen=True)
@@ -111,30 +118,81 @@ def pane_for(person: DemoOfficer, user_id: int) -> Pane:
                 flag=COUNTRY_FLAG.get(person.country, ""), country=person.country, lang=person.language, placeholder=person.placeholder)
 
 
-async def register_officer(core: Core, emulator: BotApiEmulator, person: DemoOfficer) -> tuple[int, OfficerInfo]:
-    """Create the person's invite, then have them send `/start CODE` to the bot; return (user id, officer)."""
-    invite = await asyncio.to_thread(
-        vetting.create_invite, core, None, role=person.role, country=person.country, agency=person.agency,
-        language=person.language, lifetime=timedelta(hours=1),
-    )
-    user = await emulator.create_user(person.first_name, last_name=person.last_name or None, username=person.username,
-                                      language_code=person.language)
-    await emulator.send_text(user.id, f"/start {invite.code}")
-    await emulator.wait_for_messages(user.id, 1, timeout=_REPLY_TIMEOUT)
-    officer = await asyncio.to_thread(vetting.active_officer, core, user.id)
+async def create_users(core: Core, emulator: BotApiEmulator) -> dict[str, int]:
+    """Create the demo's Telegram users in the emulator (before the bot starts); return their ids by key.
+
+    Each person has a fixed Telegram id, so with a kept data directory they are the officers who
+    registered in an earlier run: their chat with the bot is already started, and what the bot still
+    owed them from that run can be delivered as soon as it starts.
+    """
+    ids: dict[str, int] = {}
+    last_ids = _read_last_message_ids(core.settings.data_dir)
+    for number, person in enumerate(OFFICERS):
+        user_id = FIRST_USER_ID + number
+        registered = await asyncio.to_thread(vetting.active_officer, core, user_id) is not None
+        await emulator.create_user(person.first_name, user_id=user_id, last_name=person.last_name or None,
+                                   username=person.username, language_code=person.language, started=registered)
+        if registered:
+            # Telegram never reuses a message id in a chat, and the bot relies on it (replies, duplicates):
+            # continue the numbering of the earlier run (or jump far ahead if it was not saved).
+            fallback = 1_000_000 + int(time.time()) - 1_700_000_000
+            emulator._bot(None).private_chat(user_id).next_message_id = last_ids.get(user_id, fallback) + 1
+        ids[person.key] = user_id
+    return ids
+
+
+def _state_file(data_dir: Path) -> Path:
+    """Return the file where the sandbox keeps the last message id of each demo chat."""
+    return data_dir / "sandbox-chats.json"
+
+
+def _read_last_message_ids(data_dir: Path) -> dict[int, int]:
+    """Return the last message id of each demo chat saved by an earlier run ({} if none)."""
+    try:
+        raw = json.loads(_state_file(data_dir).read_text("utf-8"))
+        return {int(k): int(v) for k, v in raw.items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def save_last_message_ids(emulator: BotApiEmulator, data_dir: Path, user_ids: dict[str, int]) -> None:
+    """Remember the last message id of each demo chat, for the next run on this data directory."""
+    last = {}
+    for user_id in user_ids.values():
+        records = emulator.messages(user_id, include_user=True)
+        if records:
+            last[str(user_id)] = max(r.message_id for r in records)
+    previous = {str(k): v for k, v in _read_last_message_ids(data_dir).items()}
+    _state_file(data_dir).write_text(json.dumps({**previous, **last}), "utf-8")
+
+
+async def register_officer(core: Core, emulator: BotApiEmulator, person: DemoOfficer,
+                           user_id: int) -> OfficerInfo:
+    """Have the person send `/start CODE` with a fresh invite (or `/start` if registered in an earlier run)."""
+    if await asyncio.to_thread(vetting.active_officer, core, user_id) is not None:
+        await emulator.send_text(user_id, "/start")
+    else:
+        invite = await asyncio.to_thread(
+            vetting.create_invite, core, None, role=person.role, country=person.country, agency=person.agency,
+            language=person.language, lifetime=timedelta(hours=1),
+        )
+        await emulator.send_text(user_id, f"/start {invite.code}")
+    await emulator.wait_for_messages(user_id, 1, timeout=_REPLY_TIMEOUT)
+    officer = await asyncio.to_thread(vetting.active_officer, core, user_id)
     if officer is None:
-        replies = [m.body[:120] for m in emulator.messages(user.id)]
+        replies = [m.body[:120] for m in emulator.messages(user_id)]
         raise RuntimeError(f"{person.username} could not register; the bot answered {replies}")
-    return user.id, officer
+    return officer
 
 
-async def seed(core: Core, emulator: BotApiEmulator, *, conversation: bool = True) -> DemoResult:
-    """Register the demo's people and set up what the available areas allow."""
+async def seed(core: Core, emulator: BotApiEmulator, user_ids: dict[str, int], *,
+               conversation: bool = True) -> DemoResult:
+    """Register the demo's people (users made by `create_users`) and set up what the available areas allow."""
     result = DemoResult()
     for person in OFFICERS:
-        user_id, officer = await register_officer(core, emulator, person)
+        user_id = user_ids[person.key]
         result.user_ids[person.key] = user_id
-        result.officers[person.key] = officer
+        result.officers[person.key] = await register_officer(core, emulator, person, user_id)
         result.panes.append(pane_for(person, user_id))
     result.done.append(f"{len(OFFICERS)} officers registered through invites")
     room = await _optional(result, "case room", _case_room(core, emulator, result))
@@ -180,10 +238,14 @@ async def _case_room(core: Core, emulator: BotApiEmulator, result: DemoResult) -
     create_case = _find("bot.rooms", "create_case")
     add_member = _find("bot.rooms", "add_member")
     coordinator = result.officers["coordinator"]
-    await asyncio.to_thread(create_case, core, coordinator, CASE_TAG, CASE_TITLE)
+    try:
+        await asyncio.to_thread(create_case, core, coordinator, CASE_TAG, CASE_TITLE)
+    except Conflict:  # a kept data directory: the room is there from an earlier run
+        logger.info("sandbox demo: case room %s exists already", CASE_TAG)
     for key in ("zh-officer", "vi-officer", "lo-officer"):
-        await asyncio.to_thread(add_member, core, coordinator, f"@{result.officers[key].username}", CASE_TAG)
-    return f"case room {CASE_TAG} opened with 3 officers"
+        with contextlib.suppress(Conflict):  # already a member
+            await asyncio.to_thread(add_member, core, coordinator, f"@{result.officers[key].username}", CASE_TAG)
+    return f"case room {CASE_TAG} ready with 3 officers"
 
 
 async def _conversation(emulator: BotApiEmulator, result: DemoResult) -> str:
@@ -227,5 +289,8 @@ async def _meeting(core: Core, result: DemoResult) -> str:
     participants = ", ".join(o.display_name for o in result.officers.values())
     draft = meeting_draft(title=MEETING_TITLE, held_on=today - timedelta(days=1), place=MEETING_PLACE,
                           participants=participants, language="en", items=items)
-    await asyncio.to_thread(record, core, coordinator, [draft], source="sandbox")
+    try:
+        await asyncio.to_thread(record, core, coordinator, [draft], source="sandbox")
+    except Conflict:  # the same meeting from an earlier run on a kept data directory
+        return "meeting recorded in an earlier run"
     return f"meeting with {len(items)} action items recorded"

@@ -13,6 +13,7 @@ import logging
 import shutil
 import signal
 import tempfile
+from datetime import timedelta
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ class Sandbox:
                 self._link = EmulatorLink(self.options.emulator_url)
                 await self._check_emulator()
                 panes = users_as_panes(self._link)
-                status = _attached_status(self.settings)
+                status = _attached_status()
             else:
                 emulator_url = await self._start_bot()
                 self._link = EmulatorLink(emulator_url)
@@ -102,10 +103,10 @@ class Sandbox:
 
     async def _start_bot(self) -> str:
         """Start the emulator and the real bot against it, on a migrated SQLite database; seed the demo."""
-        from bot import migrate
+        from bot import migrate, vetting
         from bot.app import build_application, start_application
         from bot.core import Core
-        from bot.sandbox.demo import seed
+        from bot.sandbox.demo import create_users, seed
         from bot.sandbox.emulator import DEFAULT_TOKEN, BotApiEmulator
         from bot.sandbox.emulator_limits import RateLimits
 
@@ -124,6 +125,8 @@ class Sandbox:
             data_dir=data_dir,
             database_url=f"sqlite:///{data_dir / 'liaison.db'}",
             telegram_token=Secret(DEFAULT_TOKEN),
+            # The sandbox's own key file in its data directory, never a production LIAISON_DATA_KEY.
+            data_key=None,
             telegram_api_url=emulator_url,
             # Models installed with `liaison models install` live in the normal data directory.
             models_dir=self.settings.resolved_models_dir,
@@ -133,10 +136,16 @@ class Sandbox:
         logger.info("sandbox data directory: %s", data_dir)
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
         self._core = await asyncio.to_thread(Core.build, settings, translator=self.options.translator)
+        # A new emulator numbers its updates from 1 again: forget the update ids a kept database saw in
+        # an earlier run, or the bot would take the new updates for redeliveries and ignore them.
+        forgotten = await asyncio.to_thread(vetting.prune_processed_updates, self._core, timedelta(0))
+        if forgotten:
+            logger.info("sandbox: forgot %d update ids of an earlier run", forgotten)
+        users = await create_users(self._core, self._emulator) if self.options.seed else {}
         self._app = build_application(settings, core=self._core)
         await start_application(self._app)
         if self.options.seed:
-            self.demo = await seed(self._core, self._emulator, conversation=self.options.conversation)
+            self.demo = await seed(self._core, self._emulator, users, conversation=self.options.conversation)
         return emulator_url
 
     async def _serve(self, app: web.Application) -> str:
@@ -164,6 +173,7 @@ class Sandbox:
     async def stop(self) -> None:
         """Stop the page, the bot and the emulator; remove a temporary data directory."""
         from bot.app import stop_application
+        from bot.sandbox.demo import save_last_message_ids
 
         if self._web_runner is not None:
             with _logged("the web page"):
@@ -178,6 +188,9 @@ class Sandbox:
                 await stop_application(self._app)
             self._app = None
         if self._emulator is not None:
+            if self.demo is not None and self._tmp_dir is None:
+                with _logged("the chats' numbering"):
+                    save_last_message_ids(self._emulator, self._core.settings.data_dir, self.demo.user_ids)
             with _logged("the emulator"):
                 await self._emulator.stop()
             self._emulator = None
@@ -199,8 +212,8 @@ def _logged(what: str) -> Any:
         logger.exception("could not stop %s cleanly", what)
 
 
-def _attached_status(settings: Settings) -> Any:
-    """Return the banner's status for an attached page: the models installed on this machine, if readable."""
+def _attached_status() -> Any:
+    """Return the banner's status for an attached page (the other bot's models are not known here)."""
     from bot.sandbox.web import TranslationStatus
 
     note = ("Attached to a running bot: its translation models are not known here. Messages without a "

@@ -228,3 +228,33 @@ async def test_without_the_demo_the_page_shows_the_emulator_users(tmp_path, http
         assert state["translation"]["missing"] == []
     finally:
         await box.stop()
+
+
+async def test_a_kept_data_directory_starts_again_with_the_same_officers(tmp_path,
+                                                                         http: aiohttp.ClientSession) -> None:
+    from tests.support.translators import TagTranslator
+
+    def options() -> SandboxOptions:
+        return SandboxOptions(data_dir=tmp_path / "kept", port=0, translator=TagTranslator())
+
+    first = Sandbox(base_settings(tmp_path / "home"), options())
+    await first.start()
+    ids = {k: o.id for k, o in first.demo.officers.items()}
+    await first.stop()
+    assert (tmp_path / "kept" / "liaison.db").exists()
+    again = Sandbox(base_settings(tmp_path / "home"), options())
+    await again.start()
+    try:
+        assert {k: o.id for k, o in again.demo.officers.items()} == ids  # nobody registered twice
+        # The rooms, the relay (message ids start again in the new emulator) and the meeting still work.
+        assert again.demo.skipped == {}, again.demo.skipped
+        async with http.get(again.url + "api/state") as resp:
+            state = await resp.json()
+        zh = state["messages"][str(again.demo.user_ids["zh-officer"])]
+        # (what the bot still owed from the first run may arrive first: it is delivered, not lost)
+        assert [m["html"] for m in zh if not m["from_bot"]][0] == "/start"
+        assert any("陈志强" in m["html"] for m in zh if m["from_bot"])
+        # Message ids continue those of the first run, as Telegram never reuses them in a chat.
+        assert min(m["message_id"] for m in zh) > 2
+    finally:
+        await again.stop()
