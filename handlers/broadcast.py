@@ -21,7 +21,7 @@ from telegram.ext import (
 
 from bot import broadcasts
 from bot.core import Core
-from bot.errors import LiaisonError
+from bot.errors import InvalidInput, LiaisonError
 from bot.i18n import N_, Texts
 from bot.render import split_html
 from handlers import lifecycle
@@ -119,6 +119,8 @@ async def guide_text(update: Update, context: BotContext) -> None:
         if state["stage"] == "scope":
             scope = broadcasts.parse_scope(message.text or "")
             await _after_scope(message, context, scope.text(), "")
+        elif not (message.text or "").strip():
+            raise InvalidInput(broadcasts.NO_TEXT)
         else:
             await _after_scope(message, context, state["scope"], message.text or "")
     except LiaisonError as exc:  # answered here: the message must not go on to the relay
@@ -154,10 +156,11 @@ async def _on_scope(message: Message, context: BotContext, value: str) -> str | 
 
 async def _on_priority(message: Message, context: BotContext, value: str) -> str | None:
     """A priority button: translate, store the draft and show the preview with Send / Cancel."""
-    state = (context.user_data or {}).pop(STATE, None)
-    await message.edit_reply_markup(None)
+    state = (context.user_data or {}).get(STATE)
     if not state or "text" not in state:
         return None
+    context.user_data.pop(STATE, None)  # type: ignore[union-attr]
+    await message.edit_reply_markup(None)
     preview = await context.run(broadcasts.draft, context.core, context.me, state["scope"], state["text"],
                                 priority=value, status_chat_id=message.chat_id)
     await _reply_long(message, render_preview(context.texts, preview), _markup(
