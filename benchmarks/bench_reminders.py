@@ -52,52 +52,103 @@ OFFICERS = 60
 
 def _seed(core: Core, items: int) -> list[int]:
     """Register officers through invites, then bulk-insert meetings, items, texts and owners."""
-    coordinator = vetting.register(core, telegram_id=1, code=vetting.create_invite(
-        core, None, role="coordinator", country="VN").code, display_name="Coordinator", username="coord")
+    coordinator = vetting.register(
+        core,
+        telegram_id=1,
+        code=vetting.create_invite(core, None, role="coordinator", country="VN").code,
+        display_name="Coordinator",
+        username="coord",
+    )
     officers = []
     for i in range(OFFICERS):
         country = ("CN", "LA", "VN")[i % 3]
         code = vetting.create_invite(core, None, role="officer", country=country).code
-        officers.append(vetting.register(core, telegram_id=100 + i, code=code, display_name=f"Officer {i}",
-                                         username=f"officer_{i}"))
+        officers.append(
+            vetting.register(
+                core, telegram_id=100 + i, code=code, display_name=f"Officer {i}", username=f"officer_{i}"
+            )
+        )
     rnd = random.Random(7)
     now = core.clock.now()
     schedule, hour = reminders.DEFAULT_SCHEDULE, core.settings.reminder_hour
     with core.db.transaction() as s:
         meeting_ids = []
         for m in range(100):
-            row = Meeting(title=core.cipher.encrypt(f"Meeting {m}", reminders.ENCRYPTION_AAD["title"]),
-                          held_on=date(2026, 8, 1), language="en", coordinator_id=coordinator.id, created_at=now,
-                          source="import", fingerprint=uuid.uuid4().hex)
+            row = Meeting(
+                title=core.cipher.encrypt(f"Meeting {m}", reminders.ENCRYPTION_AAD["title"]),
+                held_on=date(2026, 8, 1),
+                language="en",
+                coordinator_id=coordinator.id,
+                created_at=now,
+                source="import",
+                fingerprint=uuid.uuid4().hex,
+            )
             s.add(row)
             s.flush()
             meeting_ids.append(row.id)
-            reminders.store_texts(s, core, row.id, None, PassThroughTranslator().translate(
-                f"Meeting {m}", "en", ["en", "lo", "vi", "zh"]))
+            reminders.store_texts(
+                s,
+                core,
+                row.id,
+                None,
+                PassThroughTranslator().translate(f"Meeting {m}", "en", ["en", "lo", "vi", "zh"]),
+            )
         item_rows = []
         for n in range(items):
             due = (now + timedelta(days=rnd.randint(1, 90))).date()
-            item_rows.append({"meeting_id": meeting_ids[n % 100], "position": n // 100 + 1,
-                              "text": core.cipher.encrypt(f"Action item number {n}", reminders.ENCRYPTION_AAD["item"]),
-                              "due_on": due, "case_tag": None, "status": "open", "created_at": now,
-                              "updated_at": now, "completed_at": None, "completed_by_id": None,
-                              "escalate_at": schedule.next_escalation(due, "Asia/Ho_Chi_Minh", hour, now),
-                              "escalations": 0})
-        ids = list(s.execute(insert(ActionItem).returning(ActionItem.id, sort_by_parameter_order=True),
-                             item_rows).scalars())
+            item_rows.append(
+                {
+                    "meeting_id": meeting_ids[n % 100],
+                    "position": n // 100 + 1,
+                    "text": core.cipher.encrypt(f"Action item number {n}", reminders.ENCRYPTION_AAD["item"]),
+                    "due_on": due,
+                    "case_tag": None,
+                    "status": "open",
+                    "created_at": now,
+                    "updated_at": now,
+                    "completed_at": None,
+                    "completed_by_id": None,
+                    "escalate_at": schedule.next_escalation(due, "Asia/Ho_Chi_Minh", hour, now),
+                    "escalations": 0,
+                }
+            )
+        ids = list(
+            s.execute(
+                insert(ActionItem).returning(ActionItem.id, sort_by_parameter_order=True), item_rows
+            ).scalars()
+        )
         texts, owners = [], []
         for n, item_id in enumerate(ids):
             officer = officers[n % OFFICERS]
             meeting_id = meeting_ids[n % 100]
             for lang in {"en", officer.language}:
-                texts.append({"meeting_id": meeting_id, "item_id": item_id, "lang": lang, "engine": "bench",
-                              "model": "", "translated": True,
-                              "text": core.cipher.encrypt(f"[{lang}] Action item number {n}",
-                                                          reminders.text_aad(meeting_id, item_id, lang))})
-            owners.append({"item_id": item_id, "officer_id": officer.id, "state": "active", "reminders_sent": 0,
-                           "created_at": now, "snoozed_until": None, "last_reminded_at": None,
-                           "next_remind_at": schedule.next_reminder(item_rows[n]["due_on"], officer.timezone,
-                                                                    hour, now)})
+                texts.append(
+                    {
+                        "meeting_id": meeting_id,
+                        "item_id": item_id,
+                        "lang": lang,
+                        "engine": "bench",
+                        "model": "",
+                        "translated": True,
+                        "text": core.cipher.encrypt(
+                            f"[{lang}] Action item number {n}", reminders.text_aad(meeting_id, item_id, lang)
+                        ),
+                    }
+                )
+            owners.append(
+                {
+                    "item_id": item_id,
+                    "officer_id": officer.id,
+                    "state": "active",
+                    "reminders_sent": 0,
+                    "created_at": now,
+                    "snoozed_until": None,
+                    "last_reminded_at": None,
+                    "next_remind_at": schedule.next_reminder(
+                        item_rows[n]["due_on"], officer.timezone, hour, now
+                    ),
+                }
+            )
         s.execute(insert(MeetingText), texts)
         s.execute(insert(ActionOwner), owners)
     with core.db.session() as s:
@@ -127,8 +178,9 @@ def bench(url: str, items: int, runs: int, workdir: Path) -> dict[str, Any]:
     """Seed one database and time the scenarios; return the figures in milliseconds."""
     migrate.upgrade(url)
     clock = FakeClock(NOW - timedelta(days=40))
-    settings = Settings(data_dir=workdir / "data", database_url=url,
-                        data_key=Secret("A" * 43 + "="), telegram_token=None)
+    settings = Settings(
+        data_dir=workdir / "data", database_url=url, data_key=Secret("A" * 43 + "="), telegram_token=None
+    )
     core = Core.build(settings, translator=PassThroughTranslator(), clock=clock)
     try:
         t0 = time.perf_counter()
@@ -190,8 +242,14 @@ def _pg_database(server: str) -> tuple[str, Any]:
 
     name = f"liaison_bench_{uuid.uuid4().hex[:8]}"
     base = make_url(server)
-    admin = psycopg.connect(host=base.host, port=base.port, user=base.username, password=base.password,
-                            dbname=base.database or "postgres", autocommit=True)
+    admin = psycopg.connect(
+        host=base.host,
+        port=base.port,
+        user=base.username,
+        password=base.password,
+        dbname=base.database or "postgres",
+        autocommit=True,
+    )
     admin.execute(f'CREATE DATABASE "{name}"')
     url = base.set(database=name, drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
@@ -204,9 +262,11 @@ def _pg_database(server: str) -> tuple[str, Any]:
 
 
 def _machine(pg_version: str | None) -> str:
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-            + (f", PostgreSQL {pg_version}" if pg_version else ""))
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+        + (f", PostgreSQL {pg_version}" if pg_version else "")
+    )
 
 
 def main() -> int:
@@ -233,8 +293,9 @@ def main() -> int:
                 from sqlalchemy.engine import make_url
 
                 u = make_url(url)
-                with psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
-                                     dbname=u.database) as conn:
+                with psycopg.connect(
+                    host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database
+                ) as conn:
                     pg_version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
             finally:
                 drop()
@@ -244,13 +305,18 @@ def main() -> int:
     out = sys.stdout.write
     out(f"Machine: {_machine(pg_version)}\n")
     out(f"Open items: {args.items}, one owner each; runs: {args.runs} (median / best, milliseconds)\n\n")
-    out("| database | quiet tick (nothing due) | 100 owners due | full batch due (200 claimed) | drain all "
-        f"{args.items} due | weekly digest tick |\n|---|---|---|---|---|---|\n")
+    out(
+        "| database | quiet tick (nothing due) | 100 owners due | full batch due (200 claimed) | drain all "
+        f"{args.items} due | weekly digest tick |\n|---|---|---|---|---|---|\n"
+    )
+    def cell(r: dict[str, Any], key: str) -> str:
+        return f"{statistics.median(r[key]):.1f} / {min(r[key]):.1f}"
+
     for db, r in results.items():
-        def cell(key: str) -> str:
-            return f"{statistics.median(r[key]):.1f} / {min(r[key]):.1f}"
-        out(f"| {db} | {cell('quiet')} | {cell('morning')} ({r['morning_claimed']} claimed) | {cell('batch')} | "
-            f"{cell('drain')} ({r['drain_claimed']} claimed) | {cell('digest')} |\n")
+        out(
+            f"| {db} | {cell(r, 'quiet')} | {cell(r, 'morning')} ({r['morning_claimed']} claimed) | {cell(r, 'batch')} | "
+            f"{cell(r, 'drain')} ({r['drain_claimed']} claimed) | {cell(r, 'digest')} |\n"
+        )
     return 0
 
 

@@ -162,7 +162,11 @@ def optional_text(text: str | None, limit: int = MAX_FIELD) -> str | None:
 
 def split_owner_refs(text: str | Sequence[str]) -> list[str]:
     """Split '@a @b, @c' (or a list) into owner references, without duplicates."""
-    parts = _OWNER_SPLIT.split(text) if isinstance(text, str) else [p for t in text for p in _OWNER_SPLIT.split(t)]
+    parts = (
+        _OWNER_SPLIT.split(text)
+        if isinstance(text, str)
+        else [p for t in text for p in _OWNER_SPLIT.split(t)]
+    )
     seen: dict[str, None] = {}
     for part in parts:
         if part.strip():
@@ -341,8 +345,9 @@ def fingerprint(title: str, held_on: date, coordinator_id: int) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def check_meetings(core: Core, actor: OfficerInfo | None,
-                   drafts: Sequence[MeetingDraft]) -> tuple[list[_ValidMeeting], list[Problem]]:
+def check_meetings(
+    core: Core, actor: OfficerInfo | None, drafts: Sequence[MeetingDraft]
+) -> tuple[list[_ValidMeeting], list[Problem]]:
     """Check every field of every draft; return the valid meetings and ALL problems found."""
     require_role(actor, *STAFF)
     now = core.clock.now()
@@ -365,13 +370,16 @@ def check_meetings(core: Core, actor: OfficerInfo | None,
             tz = reminders.officer_tz(coordinator.timezone, coordinator.country) if coordinator else "UTC"
             today = today_in(tz, now)
             title = attempt(ln("title", draft.line), clean_text, draft.title, EMPTY_TITLE, MAX_TITLE)
-            held_on = attempt(ln("date", draft.line),
-                              lambda: check_held_on(_as_date(draft.held_on), today))
+            held_on = attempt(ln("date", draft.line), _read_held_on, draft.held_on, today)
             place = attempt(ln("place", draft.line), optional_text, draft.place)
             participants = attempt(ln("participants", draft.line), optional_text, draft.participants)
             sample = " ".join([draft.title or ""] + [i.text or "" for i in draft.items])
-            language = attempt(ln("language", draft.line), parse_language, draft.language,
-                               detect(sample, fallback=coordinator.language if coordinator else "en"))
+            language = attempt(
+                ln("language", draft.line),
+                parse_language,
+                draft.language,
+                detect(sample, fallback=coordinator.language if coordinator else "en"),
+            )
             if not draft.items:
                 problems.append(Problem(draft.line, InvalidInput(NO_ITEMS)))
             elif len(draft.items) > MAX_ITEMS:
@@ -381,7 +389,7 @@ def check_meetings(core: Core, actor: OfficerInfo | None,
                 il = item.lines.get
                 text = attempt(il("text", item.line), clean_text, item.text, EMPTY_TEXT)
                 owners = attempt(il("owners", item.line), resolve_owners, s, split_owner_refs(item.owners))
-                due = attempt(il("due", item.line), lambda i=item: check_due(_as_date(i.due), today))
+                due = attempt(il("due", item.line), _read_due, item.due, today)
                 case_tag = attempt(il("case", item.line), parse_case_tag, item.case_tag)
                 if None not in (text, owners, due):
                     items.append(_ValidItem(text, owners, due, case_tag))
@@ -394,13 +402,24 @@ def check_meetings(core: Core, actor: OfficerInfo | None,
                     problems.append(Problem(draft.line, Conflict(DUPLICATE_DRAFT, line=seen[fp] or "?")))
                 seen.setdefault(fp, draft.line)
                 if len(problems) == before:
-                    valid.append(_ValidMeeting(title, held_on, place, participants, coordinator,
-                                               language or "en", items, fp))
+                    valid.append(
+                        _ValidMeeting(
+                            title, held_on, place, participants, coordinator, language or "en", items, fp
+                        )
+                    )
     return valid, problems
 
 
 def _as_date(value: str | date) -> date:
     return value if isinstance(value, date) else parse_date(value)
+
+
+def _read_held_on(value: str | date, today: date) -> date:
+    return check_held_on(_as_date(value), today)
+
+
+def _read_due(value: str | date, today: date) -> date:
+    return check_due(_as_date(value), today)
 
 
 def _coordinator(s: Session, actor: OfficerInfo | None, ref: str | None) -> Officer:
@@ -416,8 +435,9 @@ def _coordinator(s: Session, actor: OfficerInfo | None, ref: str | None) -> Offi
     return officer
 
 
-def record_meetings(core: Core, actor: OfficerInfo | None, drafts: Sequence[MeetingDraft], *,
-                    source: str = "telegram") -> list[RecordedMeeting]:
+def record_meetings(
+    core: Core, actor: OfficerInfo | None, drafts: Sequence[MeetingDraft], *, source: str = "telegram"
+) -> list[RecordedMeeting]:
     """Check, translate and record meetings all or nothing; owners are told and reminders planned."""
     valid, problems = check_meetings(core, actor, drafts)
     if problems:
@@ -437,42 +457,82 @@ def record_meetings(core: Core, actor: OfficerInfo | None, drafts: Sequence[Meet
                 title=core.cipher.encrypt(meeting.title, reminders.ENCRYPTION_AAD["title"]),
                 held_on=meeting.held_on,
                 place=core.cipher.encrypt_opt(meeting.place, reminders.ENCRYPTION_AAD["place"]),
-                participants=core.cipher.encrypt_opt(meeting.participants,
-                                                     reminders.ENCRYPTION_AAD["participants"]),
-                language=meeting.language, coordinator_id=coordinator.id,
-                created_by_id=actor.id if actor else None, created_at=now, source=source,
+                participants=core.cipher.encrypt_opt(
+                    meeting.participants, reminders.ENCRYPTION_AAD["participants"]
+                ),
+                language=meeting.language,
+                coordinator_id=coordinator.id,
+                created_by_id=actor.id if actor else None,
+                created_at=now,
+                source=source,
                 fingerprint=meeting.fingerprint,
             )
             s.add(row)
             s.flush()
             reminders.store_texts(s, core, row.id, None, title_tr)
-            audit.record(s, "meeting.created", actor_id=actor.id if actor else None, at=now, data={
-                "meeting_id": row.id, "title_sha256": audit.body_hash(meeting.title),
-                "held_on": meeting.held_on.isoformat(), "coordinator_id": coordinator.id,
-                "language": meeting.language, "items": len(meeting.items), "via": source})
+            audit.record(
+                s,
+                "meeting.created",
+                actor_id=actor.id if actor else None,
+                at=now,
+                data={
+                    "meeting_id": row.id,
+                    "title_sha256": audit.body_hash(meeting.title),
+                    "held_on": meeting.held_on.isoformat(),
+                    "coordinator_id": coordinator.id,
+                    "language": meeting.language,
+                    "items": len(meeting.items),
+                    "via": source,
+                },
+            )
             items: list[RecordedItem] = []
             for position, (item, trs) in enumerate(zip(meeting.items, item_trs, strict=True), start=1):
                 item_row = ActionItem(
-                    meeting_id=row.id, position=position,
+                    meeting_id=row.id,
+                    position=position,
                     text=core.cipher.encrypt(item.text, reminders.ENCRYPTION_AAD["item"]),
-                    due_on=item.due, case_tag=item.case_tag, status=ItemStatus.OPEN, created_at=now,
-                    updated_at=now, escalations=0,
+                    due_on=item.due,
+                    case_tag=item.case_tag,
+                    status=ItemStatus.OPEN,
+                    created_at=now,
+                    updated_at=now,
+                    escalations=0,
                     escalate_at=schedule.next_escalation(item.due, coord_tz, hour, now),
                 )
                 s.add(item_row)
                 s.flush()
                 reminders.store_texts(s, core, row.id, item_row.id, trs)
                 _add_owners(s, core, item_row, item.owners, now, schedule)
-                audit.record(s, "meeting.item.created", actor_id=actor.id if actor else None, at=now,
-                             case_tag=item.case_tag, data={
-                                 "item_id": item_row.id, "meeting_id": row.id,
-                                 "text_sha256": audit.body_hash(item.text), "due_on": item.due.isoformat(),
-                                 "owners": [o.id for o in item.owners]})
-                items.append(RecordedItem(item_row.id, position, item.text, item.due, item.case_tag,
-                                          tuple(_label(o) for o in item.owners)))
-            out.append(RecordedMeeting(row.id, meeting.title, meeting.held_on, _label(coordinator), tuple(items)))
-    logger.info("recorded %s meeting(s) with %s item(s) via %s", len(out), sum(len(m.items) for m in out),
-                source)
+                audit.record(
+                    s,
+                    "meeting.item.created",
+                    actor_id=actor.id if actor else None,
+                    at=now,
+                    case_tag=item.case_tag,
+                    data={
+                        "item_id": item_row.id,
+                        "meeting_id": row.id,
+                        "text_sha256": audit.body_hash(item.text),
+                        "due_on": item.due.isoformat(),
+                        "owners": [o.id for o in item.owners],
+                    },
+                )
+                items.append(
+                    RecordedItem(
+                        item_row.id,
+                        position,
+                        item.text,
+                        item.due,
+                        item.case_tag,
+                        tuple(_label(o) for o in item.owners),
+                    )
+                )
+            out.append(
+                RecordedMeeting(row.id, meeting.title, meeting.held_on, _label(coordinator), tuple(items))
+            )
+    logger.info(
+        "recorded %s meeting(s) with %s item(s) via %s", len(out), sum(len(m.items) for m in out), source
+    )
     return out
 
 
@@ -491,24 +551,44 @@ def _translate(core: Core, meeting: _ValidMeeting) -> tuple[dict, list[dict]]:  
     return title, items
 
 
-def _add_owners(s: Session, core: Core, item: ActionItem, owners: Sequence[Officer], now: datetime,
-                schedule: reminders.Schedule) -> None:
+def _add_owners(
+    s: Session,
+    core: Core,
+    item: ActionItem,
+    owners: Sequence[Officer],
+    now: datetime,
+    schedule: reminders.Schedule,
+) -> None:
     """Make officers owners of an item: schedule their reminders and queue the 'assigned' notice."""
     notices = []
     for officer in owners:
-        existing = s.execute(select(ActionOwner).where(ActionOwner.item_id == item.id,
-                                                       ActionOwner.officer_id == officer.id)).scalar_one_or_none()
+        existing = s.execute(
+            select(ActionOwner).where(ActionOwner.item_id == item.id, ActionOwner.officer_id == officer.id)
+        ).scalar_one_or_none()
         tz = reminders.officer_tz(officer.timezone, officer.country)
         next_at = schedule.next_reminder(item.due_on, tz, core.settings.reminder_hour, now)
         if existing is None:
-            existing = ActionOwner(item_id=item.id, officer_id=officer.id, state=OwnerState.ACTIVE,
-                                   next_remind_at=next_at, reminders_sent=0, created_at=now)
+            existing = ActionOwner(
+                item_id=item.id,
+                officer_id=officer.id,
+                state=OwnerState.ACTIVE,
+                next_remind_at=next_at,
+                reminders_sent=0,
+                created_at=now,
+            )
             s.add(existing)
         else:
             existing.state, existing.next_remind_at, existing.snoozed_until = OwnerState.ACTIVE, next_at, None
         s.flush()
-        notices.append({"kind": "assigned", "officer_id": officer.id, "item_id": item.id,
-                        "owner_id": existing.id, "dedupe": f"asg:{existing.id}:{int(now.timestamp())}"})
+        notices.append(
+            {
+                "kind": "assigned",
+                "officer_id": officer.id,
+                "item_id": item.id,
+                "owner_id": existing.id,
+                "dedupe": f"asg:{existing.id}:{int(now.timestamp())}",
+            }
+        )
     reminders.enqueue(s, core, notices)
 
 
@@ -533,11 +613,19 @@ class ItemView:
 def _views(s: Session, core: Core, item_ids: Sequence[int], lang: str, tz: str) -> list[ItemView]:
     if not item_ids:
         return []
-    rows = s.execute(select(ActionItem.id, ActionItem.meeting_id, ActionItem.due_on, ActionItem.case_tag,
-                            ActionItem.status, Meeting.held_on)
-                     .join(Meeting, Meeting.id == ActionItem.meeting_id)
-                     .where(ActionItem.id.in_(list(item_ids)))
-                     .order_by(ActionItem.due_on, ActionItem.id)).all()
+    rows = s.execute(
+        select(
+            ActionItem.id,
+            ActionItem.meeting_id,
+            ActionItem.due_on,
+            ActionItem.case_tag,
+            ActionItem.status,
+            Meeting.held_on,
+        )
+        .join(Meeting, Meeting.id == ActionItem.meeting_id)
+        .where(ActionItem.id.in_(list(item_ids)))
+        .order_by(ActionItem.due_on, ActionItem.id)
+    ).all()
     book = reminders.load_texts(s, core, [r[1] for r in rows], [r[0] for r in rows], [lang])
     owners = reminders.item_owner_labels(s, [r[0] for r in rows])
     today = today_in(tz, core.clock.now())
@@ -545,32 +633,56 @@ def _views(s: Session, core: Core, item_ids: Sequence[int], lang: str, tz: str) 
     for item_id, meeting_id, due_on, case_tag, status, held_on in rows:
         title, _ = book.get(meeting_id, None, lang)
         text, translated = book.get(meeting_id, item_id, lang)
-        out.append(ItemView(item_id, meeting_id, title, held_on, text, translated, due_on, case_tag, status,
-                            tuple(owners.get(item_id, [])), status == ItemStatus.OPEN and due_on < today))
+        out.append(
+            ItemView(
+                item_id,
+                meeting_id,
+                title,
+                held_on,
+                text,
+                translated,
+                due_on,
+                case_tag,
+                status,
+                tuple(owners.get(item_id, [])),
+                status == ItemStatus.OPEN and due_on < today,
+            )
+        )
     return out
 
 
 def open_items(core: Core, officer: OfficerInfo) -> list[ItemView]:
     """Return the officer's open action items, soonest due first."""
     with core.db.session() as s:
-        ids = list(s.execute(select(ActionOwner.item_id).join(ActionItem, ActionItem.id == ActionOwner.item_id)
-                             .where(ActionOwner.officer_id == officer.id, ActionOwner.state == OwnerState.ACTIVE,
-                                    ActionItem.status == ItemStatus.OPEN)).scalars())
+        ids = list(
+            s.execute(
+                select(ActionOwner.item_id)
+                .join(ActionItem, ActionItem.id == ActionOwner.item_id)
+                .where(
+                    ActionOwner.officer_id == officer.id,
+                    ActionOwner.state == OwnerState.ACTIVE,
+                    ActionItem.status == ItemStatus.OPEN,
+                )
+            ).scalars()
+        )
         return _views(s, core, ids, officer.language, officer.timezone)
 
 
 def item_view(core: Core, reader: OfficerInfo | None, item_id: int) -> ItemView:
     """Return one item in the reader's language (English for the CLI)."""
     with core.db.session() as s:
-        views = _views(s, core, [item_id], reader.language if reader else "en",
-                       reader.timezone if reader else "UTC")
+        views = _views(
+            s, core, [item_id], reader.language if reader else "en", reader.timezone if reader else "UTC"
+        )
     if not views:
         raise NotFound(NO_SUCH_ITEM, id=item_id)
     return views[0]
 
 
 def _locked_item(s: Session, item_id: int) -> tuple[ActionItem, Meeting]:
-    item = s.execute(select(ActionItem).where(ActionItem.id == item_id).with_for_update()).scalar_one_or_none()
+    item = s.execute(
+        select(ActionItem).where(ActionItem.id == item_id).with_for_update()
+    ).scalar_one_or_none()
     if item is None:
         raise NotFound(NO_SUCH_ITEM, id=item_id)
     meeting = s.get(Meeting, item.meeting_id)
@@ -579,9 +691,13 @@ def _locked_item(s: Session, item_id: int) -> tuple[ActionItem, Meeting]:
 
 
 def _my_owner_row(s: Session, item_id: int, officer: OfficerInfo) -> ActionOwner | None:
-    return s.execute(select(ActionOwner).where(ActionOwner.item_id == item_id,
-                                               ActionOwner.officer_id == officer.id,
-                                               ActionOwner.state == OwnerState.ACTIVE)).scalar_one_or_none()
+    return s.execute(
+        select(ActionOwner).where(
+            ActionOwner.item_id == item_id,
+            ActionOwner.officer_id == officer.id,
+            ActionOwner.state == OwnerState.ACTIVE,
+        )
+    ).scalar_one_or_none()
 
 
 def complete(core: Core, actor: OfficerInfo | None, item_id: int) -> ItemView:
@@ -589,22 +705,44 @@ def complete(core: Core, actor: OfficerInfo | None, item_id: int) -> ItemView:
     now = core.clock.now()
     with core.db.transaction() as s:
         item, meeting = _locked_item(s, item_id)
-        if actor is not None and actor.id != meeting.coordinator_id and actor.role != Role.ADMIN \
-                and _my_owner_row(s, item_id, actor) is None:
+        if (
+            actor is not None
+            and actor.id != meeting.coordinator_id
+            and actor.role != Role.ADMIN
+            and _my_owner_row(s, item_id, actor) is None
+        ):
             raise NotAllowed(NOT_OWNER, id=item_id)
         if item.status != ItemStatus.OPEN:
             raise Conflict(ITEM_CLOSED, id=item_id)
         item.status, item.completed_at, item.updated_at = ItemStatus.DONE, now, now
         item.completed_by_id, item.escalate_at = (actor.id if actor else None), None
-        s.execute(update(ActionOwner).where(ActionOwner.item_id == item_id)
-                  .values(next_remind_at=None, snoozed_until=None))
-        audit.record(s, "meeting.item.completed", actor_id=actor.id if actor else None, at=now,
-                     case_tag=item.case_tag, data={"item_id": item_id, "meeting_id": meeting.id,
-                                                   "via": "telegram" if actor else "cli"})
+        s.execute(
+            update(ActionOwner)
+            .where(ActionOwner.item_id == item_id)
+            .values(next_remind_at=None, snoozed_until=None)
+        )
+        audit.record(
+            s,
+            "meeting.item.completed",
+            actor_id=actor.id if actor else None,
+            at=now,
+            case_tag=item.case_tag,
+            data={"item_id": item_id, "meeting_id": meeting.id, "via": "telegram" if actor else "cli"},
+        )
         if actor is not None and actor.id != meeting.coordinator_id:
-            reminders.enqueue(s, core, [{"kind": "completed", "officer_id": meeting.coordinator_id,
-                                         "item_id": item_id, "subject_id": actor.id,
-                                         "dedupe": f"done:{item_id}"}])
+            reminders.enqueue(
+                s,
+                core,
+                [
+                    {
+                        "kind": "completed",
+                        "officer_id": meeting.coordinator_id,
+                        "item_id": item_id,
+                        "subject_id": actor.id,
+                        "dedupe": f"done:{item_id}",
+                    }
+                ],
+            )
     return item_view(core, actor, item_id)
 
 
@@ -621,8 +759,14 @@ def snooze(core: Core, officer: OfficerInfo, item_id: int, days: int = 1) -> dat
         until = now + timedelta(days=days)
         # Nothing for a day, then one reminder; after it, the normal schedule resumes.
         mine.next_remind_at = mine.snoozed_until = until
-        audit.record(s, "meeting.item.snoozed", actor_id=officer.id, at=now, case_tag=item.case_tag,
-                     data={"item_id": item_id, "owner_id": mine.id, "until": mine.next_remind_at})
+        audit.record(
+            s,
+            "meeting.item.snoozed",
+            actor_id=officer.id,
+            at=now,
+            case_tag=item.case_tag,
+            data={"item_id": item_id, "owner_id": mine.id, "until": mine.next_remind_at},
+        )
         return mine.next_remind_at
 
 
@@ -639,16 +783,40 @@ def ask_help(core: Core, officer: OfficerInfo, item_id: int) -> str:
         coordinator = s.get(Officer, meeting.coordinator_id)
         if coordinator is None or coordinator.status != OfficerStatus.ACTIVE:
             raise Conflict(COORDINATOR_GONE)
-        reminders.enqueue(s, core, [{"kind": "help", "officer_id": coordinator.id, "item_id": item_id,
-                                     "owner_id": mine.id, "subject_id": officer.id,
-                                     "dedupe": f"help:{mine.id}:{int(now.timestamp())}"}])
-        audit.record(s, "meeting.item.help", actor_id=officer.id, at=now, case_tag=item.case_tag,
-                     data={"item_id": item_id, "coordinator_id": coordinator.id})
+        reminders.enqueue(
+            s,
+            core,
+            [
+                {
+                    "kind": "help",
+                    "officer_id": coordinator.id,
+                    "item_id": item_id,
+                    "owner_id": mine.id,
+                    "subject_id": officer.id,
+                    "dedupe": f"help:{mine.id}:{int(now.timestamp())}",
+                }
+            ],
+        )
+        audit.record(
+            s,
+            "meeting.item.help",
+            actor_id=officer.id,
+            at=now,
+            case_tag=item.case_tag,
+            data={"item_id": item_id, "coordinator_id": coordinator.id},
+        )
         return _label(coordinator)
 
 
-def change_item(core: Core, actor: OfficerInfo | None, item_id: int, *, due: str | date | None = None,
-                owners: Sequence[str] | None = None, cancel: bool = False) -> ItemView:
+def change_item(
+    core: Core,
+    actor: OfficerInfo | None,
+    item_id: int,
+    *,
+    due: str | date | None = None,
+    owners: Sequence[str] | None = None,
+    cancel: bool = False,
+) -> ItemView:
     """Let the meeting's coordinator (or an admin, or the CLI) move the due date, reassign or cancel."""
     require_role(actor, *STAFF)
     now = core.clock.now()
@@ -673,11 +841,14 @@ def change_item(core: Core, actor: OfficerInfo | None, item_id: int, *, due: str
             changes["due_on"] = {"from": item.due_on.isoformat(), "to": new_due.isoformat()}
             item.due_on = new_due
             item.escalate_at = schedule.next_escalation(new_due, coord_tz, hour, now)
-            for owner, officer in s.execute(select(ActionOwner, Officer).join(Officer)
-                                            .where(ActionOwner.item_id == item_id,
-                                                   ActionOwner.state == OwnerState.ACTIVE)):
+            for owner, officer in s.execute(
+                select(ActionOwner, Officer)
+                .join(Officer)
+                .where(ActionOwner.item_id == item_id, ActionOwner.state == OwnerState.ACTIVE)
+            ):
                 owner.next_remind_at = schedule.next_reminder(
-                    new_due, reminders.officer_tz(officer.timezone, officer.country), hour, now)
+                    new_due, reminders.officer_tz(officer.timezone, officer.country), hour, now
+                )
                 owner.snoozed_until = None
         if owners is not None and not cancel:
             new = resolve_owners(s, split_owner_refs(list(owners)))
@@ -692,8 +863,14 @@ def change_item(core: Core, actor: OfficerInfo | None, item_id: int, *, due: str
             _add_owners(s, core, item, added, now, schedule)
             changes["owners"] = sorted(new_ids)
         item.updated_at = now
-        audit.record(s, "meeting.item.changed", actor_id=actor.id if actor else None, at=now,
-                     case_tag=item.case_tag, data={"item_id": item_id, "changes": changes})
+        audit.record(
+            s,
+            "meeting.item.changed",
+            actor_id=actor.id if actor else None,
+            at=now,
+            case_tag=item.case_tag,
+            data={"item_id": item_id, "changes": changes},
+        )
     return item_view(core, actor, item_id)
 
 
@@ -701,15 +878,25 @@ def _ensure_texts(s: Session, core: Core, meeting: Meeting, item: ActionItem, la
     """Translate a title and item text into languages they do not exist in yet (new owners)."""
     from bot.models.meetings import MeetingText
 
-    have = {(r[0] or 0, r[1]) for r in s.execute(select(MeetingText.item_id, MeetingText.lang).where(
-        MeetingText.meeting_id == meeting.id, (MeetingText.item_id == item.id) | MeetingText.item_id.is_(None)))}
-    for target_item, blob, aad in ((None, meeting.title, reminders.ENCRYPTION_AAD["title"]),
-                                   (item.id, item.text, reminders.ENCRYPTION_AAD["item"])):
+    have = {
+        (r[0] or 0, r[1])
+        for r in s.execute(
+            select(MeetingText.item_id, MeetingText.lang).where(
+                MeetingText.meeting_id == meeting.id,
+                (MeetingText.item_id == item.id) | MeetingText.item_id.is_(None),
+            )
+        )
+    }
+    for target_item, blob, aad in (
+        (None, meeting.title, reminders.ENCRYPTION_AAD["title"]),
+        (item.id, item.text, reminders.ENCRYPTION_AAD["item"]),
+    ):
         missing = sorted(lang for lang in langs if (target_item or 0, lang) not in have)
         if missing:
             text = core.cipher.decrypt(blob, aad)
-            reminders.store_texts(s, core, meeting.id, target_item,
-                                  core.translator.translate(text, meeting.language, missing))
+            reminders.store_texts(
+                s, core, meeting.id, target_item, core.translator.translate(text, meeting.language, missing)
+            )
 
 
 def set_timezone(core: Core, actor: OfficerInfo | None, ref: str, timezone: str) -> OfficerInfo:
@@ -728,8 +915,13 @@ def set_timezone(core: Core, actor: OfficerInfo | None, ref: str, timezone: str)
         s.flush()
         info = officer_info(officer)
         count = reminders.reschedule_officer(s, core, officer.id, info.timezone)
-        audit.record(s, "officer.timezone", actor_id=actor.id if actor else None, at=core.clock.now(),
-                     data={"officer_id": officer.id, "from": old, "to": officer.timezone, "rescheduled": count})
+        audit.record(
+            s,
+            "officer.timezone",
+            actor_id=actor.id if actor else None,
+            at=core.clock.now(),
+            data={"officer_id": officer.id, "from": old, "to": officer.timezone, "rescheduled": count},
+        )
     return info
 
 
@@ -761,8 +953,10 @@ def list_meetings(core: Core, actor: OfficerInfo | None, *, lang: str = "en") ->
         book = reminders.load_texts(s, core, [m.id for m, _ in rows], [], [lang])
         counts: dict[int, dict[str, int]] = {}
         for meeting_id, status, due_on, n in s.execute(
-                select(ActionItem.meeting_id, ActionItem.status, ActionItem.due_on, func.count())
-                .group_by(ActionItem.meeting_id, ActionItem.status, ActionItem.due_on)):
+            select(ActionItem.meeting_id, ActionItem.status, ActionItem.due_on, func.count()).group_by(
+                ActionItem.meeting_id, ActionItem.status, ActionItem.due_on
+            )
+        ):
             c = counts.setdefault(meeting_id, {"open": 0, "overdue": 0, "done": 0, "cancelled": 0})
             c[status] = c.get(status, 0) + n
             if status == ItemStatus.OPEN and due_on < now.date():
@@ -770,20 +964,32 @@ def list_meetings(core: Core, actor: OfficerInfo | None, *, lang: str = "en") ->
         out = []
         for meeting, coordinator in rows:
             c = counts.get(meeting.id, {"open": 0, "overdue": 0, "done": 0, "cancelled": 0})
-            out.append(MeetingSummary(
-                meeting.id, book.get(meeting.id, None, lang)[0], meeting.held_on,
-                core.cipher.decrypt_opt(meeting.place, reminders.ENCRYPTION_AAD["place"]), _label(coordinator),
-                c["open"], c["overdue"], c["done"], c["cancelled"]))
+            out.append(
+                MeetingSummary(
+                    meeting.id,
+                    book.get(meeting.id, None, lang)[0],
+                    meeting.held_on,
+                    core.cipher.decrypt_opt(meeting.place, reminders.ENCRYPTION_AAD["place"]),
+                    _label(coordinator),
+                    c["open"],
+                    c["overdue"],
+                    c["done"],
+                    c["cancelled"],
+                )
+            )
         return out
 
 
-def meeting_items(core: Core, actor: OfficerInfo | None, meeting_id: int, *, lang: str = "en") -> list[ItemView]:
+def meeting_items(
+    core: Core, actor: OfficerInfo | None, meeting_id: int, *, lang: str = "en"
+) -> list[ItemView]:
     """Return every item of a meeting (for its coordinator, admins, auditors and the CLI)."""
     require_role(actor, Role.COORDINATOR, Role.ADMIN, Role.AUDITOR)
     with core.db.session() as s:
         meeting = s.get(Meeting, meeting_id)
-        if meeting is None or (actor is not None and actor.role == Role.COORDINATOR
-                               and meeting.coordinator_id != actor.id):
+        if meeting is None or (
+            actor is not None and actor.role == Role.COORDINATOR and meeting.coordinator_id != actor.id
+        ):
             raise NotFound(NO_SUCH_MEETING, id=meeting_id)
         ids = list(s.execute(select(ActionItem.id).where(ActionItem.meeting_id == meeting_id)).scalars())
         return _views(s, core, ids, lang, actor.timezone if actor else "UTC")
@@ -792,6 +998,11 @@ def meeting_items(core: Core, actor: OfficerInfo | None, meeting_id: int, *, lan
 def messages_of(core: Core, item_id: int) -> list[tuple[str, int, str]]:
     """Return (kind, recipient officer id, status) of an item's messages, oldest first (tests, CLI)."""
     with core.db.session() as s:
-        return [tuple(r) for r in s.execute(  # type: ignore[misc]
-            select(MeetingMessage.kind, MeetingMessage.officer_id, MeetingMessage.status)
-            .where(MeetingMessage.item_id == item_id).order_by(MeetingMessage.id))]
+        return [
+            tuple(r)
+            for r in s.execute(  # type: ignore[misc]
+                select(MeetingMessage.kind, MeetingMessage.officer_id, MeetingMessage.status)
+                .where(MeetingMessage.item_id == item_id)
+                .order_by(MeetingMessage.id)
+            )
+        ]

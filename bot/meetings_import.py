@@ -69,7 +69,9 @@ def detect_format(path: Path, fmt: str | None) -> str:
     return "csv" if path.suffix.lower() in (".csv", ".tsv", ".txt") else "yaml"
 
 
-def read_drafts(path: Path, fmt: str | None = None) -> tuple[list[meetings.MeetingDraft], list[ImportProblem]]:
+def read_drafts(
+    path: Path, fmt: str | None = None
+) -> tuple[list[meetings.MeetingDraft], list[ImportProblem]]:
     """Parse a file into meeting drafts (not yet checked against the database)."""
     if path.stat().st_size > MAX_FILE_BYTES:
         return [], [ImportProblem(None, f"the file is larger than {MAX_FILE_BYTES // 1_000_000} MB")]
@@ -101,8 +103,12 @@ def parse_csv(content: str) -> tuple[list[meetings.MeetingDraft], list[ImportPro
     if missing:
         problems.append(ImportProblem(1, f"missing column(s): {', '.join(missing)}"))
     if unknown:
-        problems.append(ImportProblem(1, f"unknown column(s): {', '.join(unknown)} "
-                                         f"(known: {', '.join(CSV_REQUIRED + CSV_OPTIONAL)})"))
+        problems.append(
+            ImportProblem(
+                1,
+                f"unknown column(s): {', '.join(unknown)} (known: {', '.join(CSV_REQUIRED + CSV_OPTIONAL)})",
+            )
+        )
     if missing:
         return [], problems
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -115,7 +121,11 @@ def parse_csv(content: str) -> tuple[list[meetings.MeetingDraft], list[ImportPro
             problems.append(ImportProblem(start, f"{len(row)} cells but only {len(header)} columns"))
             continue
         cells = {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header)}
-        key = (" ".join(cells["meeting"].lower().split()), cells["date"], cells.get("coordinator", "").lower())
+        key = (
+            " ".join(cells["meeting"].lower().split()),
+            cells["date"],
+            cells.get("coordinator", "").lower(),
+        )
         group = groups.setdefault(key, {"line": start, "fields": {}, "items": []})
         for name in ("place", "participants", "language"):
             value = cells.get(name, "")
@@ -123,20 +133,37 @@ def parse_csv(content: str) -> tuple[list[meetings.MeetingDraft], list[ImportPro
                 continue
             first = group["fields"].setdefault(name, (value, start))
             if first[0] != value:
-                problems.append(ImportProblem(start, f"{name} {value!r} differs from line {first[1]} of the same "
-                                                     f"meeting ({first[0]!r})"))
+                problems.append(
+                    ImportProblem(
+                        start,
+                        f"{name} {value!r} differs from line {first[1]} of the same meeting ({first[0]!r})",
+                    )
+                )
         group.setdefault("cells", cells)
-        group["items"].append(meetings.ItemDraft(
-            text=cells["item"], owners=tuple(meetings.split_owner_refs(cells["owners"])), due=cells["due"],
-            case_tag=cells.get("case") or None, line=start))
+        group["items"].append(
+            meetings.ItemDraft(
+                text=cells["item"],
+                owners=tuple(meetings.split_owner_refs(cells["owners"])),
+                due=cells["due"],
+                case_tag=cells.get("case") or None,
+                line=start,
+            )
+        )
     drafts = []
     for group in groups.values():
         cells, fields = group["cells"], group["fields"]
-        drafts.append(meetings.MeetingDraft(
-            title=cells["meeting"], held_on=cells["date"], place=fields.get("place", ("",))[0] or None,
-            participants=fields.get("participants", ("",))[0] or None,
-            coordinator=cells.get("coordinator") or None, language=fields.get("language", ("",))[0] or None,
-            items=tuple(group["items"]), line=group["line"]))
+        drafts.append(
+            meetings.MeetingDraft(
+                title=cells["meeting"],
+                held_on=cells["date"],
+                place=fields.get("place", ("",))[0] or None,
+                participants=fields.get("participants", ("",))[0] or None,
+                coordinator=cells.get("coordinator") or None,
+                language=fields.get("language", ("",))[0] or None,
+                items=tuple(group["items"]),
+                line=group["line"],
+            )
+        )
     return drafts, problems
 
 
@@ -168,7 +195,9 @@ def parse_yaml(content: str) -> tuple[list[meetings.MeetingDraft], list[ImportPr
         doc = yaml.load(content, Loader=_LineLoader)  # noqa: S506  (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        return [], [ImportProblem(mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+        return [], [
+            ImportProblem(mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}")
+        ]
     if isinstance(doc, dict) and "meetings" in doc:
         doc = doc["meetings"]
     if not isinstance(doc, list):
@@ -181,8 +210,12 @@ def parse_yaml(content: str) -> tuple[list[meetings.MeetingDraft], list[ImportPr
             continue
         for key in entry:
             if key not in MEETING_FIELDS:
-                problems.append(ImportProblem(entry.lines.get(str(key), entry.line),
-                                              f"unknown field {key!r} (known: {', '.join(MEETING_FIELDS)})"))
+                problems.append(
+                    ImportProblem(
+                        entry.lines.get(str(key), entry.line),
+                        f"unknown field {key!r} (known: {', '.join(MEETING_FIELDS)})",
+                    )
+                )
         items = entry.get("items") or []
         if not isinstance(items, list):
             problems.append(ImportProblem(entry.lines.get("items", entry.line), "items must be a list"))
@@ -190,24 +223,46 @@ def parse_yaml(content: str) -> tuple[list[meetings.MeetingDraft], list[ImportPr
         item_drafts = []
         for item in items:
             if not isinstance(item, _Mapping):
-                problems.append(ImportProblem(entry.lines.get("items", entry.line),
-                                              "each item must be a mapping with text, owners and due"))
+                problems.append(
+                    ImportProblem(
+                        entry.lines.get("items", entry.line),
+                        "each item must be a mapping with text, owners and due",
+                    )
+                )
                 continue
             for key in item:
                 if key not in ITEM_FIELDS:
-                    problems.append(ImportProblem(item.lines.get(str(key), item.line),
-                                                  f"unknown field {key!r} (known: {', '.join(ITEM_FIELDS)})"))
+                    problems.append(
+                        ImportProblem(
+                            item.lines.get(str(key), item.line),
+                            f"unknown field {key!r} (known: {', '.join(ITEM_FIELDS)})",
+                        )
+                    )
             owners = item.get("owners") or ()
             owners = [str(o) for o in owners] if isinstance(owners, list) else [str(owners)]
-            item_drafts.append(meetings.ItemDraft(
-                text=_text(item.get("text")), owners=tuple(meetings.split_owner_refs(owners)),
-                due=_when(item.get("due")), case_tag=_text(item.get("case")) or None, line=item.line,
-                lines=dict(item.lines)))
-        drafts.append(meetings.MeetingDraft(
-            title=_text(entry.get("title")), held_on=_when(entry.get("date")), place=_text(entry.get("place")) or None,
-            participants=_participants(entry.get("participants")),
-            coordinator=_text(entry.get("coordinator")) or None, language=_text(entry.get("language")) or None,
-            items=tuple(item_drafts), line=entry.line, lines=dict(entry.lines)))
+            item_drafts.append(
+                meetings.ItemDraft(
+                    text=_text(item.get("text")),
+                    owners=tuple(meetings.split_owner_refs(owners)),
+                    due=_when(item.get("due")),
+                    case_tag=_text(item.get("case")) or None,
+                    line=item.line,
+                    lines=dict(item.lines),
+                )
+            )
+        drafts.append(
+            meetings.MeetingDraft(
+                title=_text(entry.get("title")),
+                held_on=_when(entry.get("date")),
+                place=_text(entry.get("place")) or None,
+                participants=_participants(entry.get("participants")),
+                coordinator=_text(entry.get("coordinator")) or None,
+                language=_text(entry.get("language")) or None,
+                items=tuple(item_drafts),
+                line=entry.line,
+                lines=dict(entry.lines),
+            )
+        )
     return drafts, problems
 
 
@@ -230,8 +285,15 @@ def _participants(value: Any) -> str | None:
 
 
 # --- the import ----------------------------------------------------------------------------------------
-def import_file(core: Core, actor: OfficerInfo | None, path: Path, *, fmt: str | None = None,
-                coordinator: str | None = None, dry_run: bool = False) -> ImportResult:
+def import_file(
+    core: Core,
+    actor: OfficerInfo | None,
+    path: Path,
+    *,
+    fmt: str | None = None,
+    coordinator: str | None = None,
+    dry_run: bool = False,
+) -> ImportResult:
     """Check a whole file and record it all or nothing; raise ImportFailed listing every problem."""
     drafts, problems = read_drafts(path, fmt)
     if coordinator:
@@ -241,7 +303,7 @@ def import_file(core: Core, actor: OfficerInfo | None, path: Path, *, fmt: str |
     _valid, found = meetings.check_meetings(core, actor, drafts)
     problems += [ImportProblem(p.line, p.english()) for p in found]
     if problems:
-        raise ImportFailed(str(path), sorted(problems, key=lambda p: (p.line or 0)))
+        raise ImportFailed(str(path), sorted(problems, key=lambda p: p.line or 0))
     n_items = sum(len(d.items) for d in drafts)
     if dry_run:
         return ImportResult(len(drafts), n_items, ())

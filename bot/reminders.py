@@ -68,8 +68,12 @@ SEND_PACE = 0.05
 #: Telegram's limit on a message's length
 MESSAGE_LIMIT = 4096
 
-ENCRYPTION_AAD = {"title": b"liaison:meeting-title", "item": b"liaison:action-item",
-                  "place": b"liaison:meeting-place", "participants": b"liaison:meeting-participants"}
+ENCRYPTION_AAD = {
+    "title": b"liaison:meeting-title",
+    "item": b"liaison:action-item",
+    "place": b"liaison:meeting-place",
+    "participants": b"liaison:meeting-participants",
+}
 
 # --- texts -------------------------------------------------------------------------------------------
 #: (2 days or more: English needs no singular, so no plural forms anywhere)
@@ -112,8 +116,11 @@ BUTTON_SNOOZE = N_("⏰ Snooze 1 day")
 BUTTON_HELP = N_("🆘 Need help")
 
 #: audit event kind recorded when a message of a kind has been sent
-SENT_EVENT = {"reminder": "meeting.reminder.sent", "escalation": "meeting.item.escalated",
-              "digest": "meeting.digest.sent"}
+SENT_EVENT = {
+    "reminder": "meeting.reminder.sent",
+    "escalation": "meeting.item.escalated",
+    "digest": "meeting.digest.sent",
+}
 
 
 # --- the schedule ------------------------------------------------------------------------------------
@@ -196,13 +203,22 @@ def text_aad(meeting_id: int, item_id: int | None, lang: str) -> bytes:
     return f"liaison:meeting-text:{meeting_id}:{item_id or 0}:{lang}".encode()
 
 
-def store_texts(s: Session, core: Core, meeting_id: int, item_id: int | None,
-                translations: dict[str, Translation]) -> None:
+def store_texts(
+    s: Session, core: Core, meeting_id: int, item_id: int | None, translations: dict[str, Translation]
+) -> None:
     """Write a title or item text in each language, encrypted."""
     for lang, tr in translations.items():
-        s.add(MeetingText(meeting_id=meeting_id, item_id=item_id, lang=lang,
-                          text=core.cipher.encrypt(tr.text, text_aad(meeting_id, item_id, lang)),
-                          engine=tr.engine[:32], model=tr.model[:96], translated=tr.translated))
+        s.add(
+            MeetingText(
+                meeting_id=meeting_id,
+                item_id=item_id,
+                lang=lang,
+                text=core.cipher.encrypt(tr.text, text_aad(meeting_id, item_id, lang)),
+                engine=tr.engine[:32],
+                model=tr.model[:96],
+                translated=tr.translated,
+            )
+        )
 
 
 @dataclass
@@ -226,8 +242,9 @@ class TextBook:
         return "", False
 
 
-def load_texts(s: Session, core: Core, meeting_ids: Iterable[int], item_ids: Iterable[int],
-               langs: Iterable[str]) -> TextBook:
+def load_texts(
+    s: Session, core: Core, meeting_ids: Iterable[int], item_ids: Iterable[int], langs: Iterable[str]
+) -> TextBook:
     """Load and decrypt the titles of some meetings and texts of some items in some languages."""
     book = TextBook()
     mids, iids, wanted = sorted(set(meeting_ids)), sorted(set(item_ids)), set(langs)
@@ -238,8 +255,15 @@ def load_texts(s: Session, core: Core, meeting_ids: Iterable[int], item_ids: Ite
     queries = [and_(MeetingText.meeting_id.in_(c), MeetingText.item_id.is_(None)) for c in chunks(mids)]
     queries += [MeetingText.item_id.in_(c) for c in chunks(iids)]
     for where in queries:
-        rows = s.execute(select(MeetingText.meeting_id, MeetingText.item_id, MeetingText.lang, MeetingText.text,
-                                MeetingText.translated).where(where, MeetingText.lang.in_(sorted(wanted))))
+        rows = s.execute(
+            select(
+                MeetingText.meeting_id,
+                MeetingText.item_id,
+                MeetingText.lang,
+                MeetingText.text,
+                MeetingText.translated,
+            ).where(where, MeetingText.lang.in_(sorted(wanted)))
+        )
         for mid, iid, lang, blob, translated in rows:
             text = core.cipher.decrypt(blob, text_aad(mid, iid, lang))
             book.entries[(mid, iid or 0, lang)] = (text, translated)
@@ -260,7 +284,7 @@ def officer_label(display_name: str, username: str | None) -> str:
 
 # --- the outbox --------------------------------------------------------------------------------------
 def _insert(s: Session, dialect: str) -> Any:
-    return (postgresql.insert(MeetingMessage) if dialect == "postgresql" else sqlite.insert(MeetingMessage))
+    return postgresql.insert(MeetingMessage) if dialect == "postgresql" else sqlite.insert(MeetingMessage)
 
 
 def enqueue(s: Session, core: Core, rows: list[dict[str, Any]], *, claimed: bool = False) -> list[int]:
@@ -268,12 +292,25 @@ def enqueue(s: Session, core: Core, rows: list[dict[str, Any]], *, claimed: bool
     if not rows:
         return []
     now = core.clock.now()
-    values = [{"kind": r["kind"], "officer_id": r["officer_id"], "item_id": r.get("item_id"),
-               "owner_id": r.get("owner_id"), "subject_id": r.get("subject_id"), "dedupe": r["dedupe"],
-               "status": MessageStatus.CLAIMED if claimed else MessageStatus.PENDING,
-               "due_at": r.get("due_at", now), "claimed_at": now if claimed else None, "attempts": 0,
-               "sent_at": None, "telegram_message_id": None, "error": None, "created_at": now}
-              for r in rows]
+    values = [
+        {
+            "kind": r["kind"],
+            "officer_id": r["officer_id"],
+            "item_id": r.get("item_id"),
+            "owner_id": r.get("owner_id"),
+            "subject_id": r.get("subject_id"),
+            "dedupe": r["dedupe"],
+            "status": MessageStatus.CLAIMED if claimed else MessageStatus.PENDING,
+            "due_at": r.get("due_at", now),
+            "claimed_at": now if claimed else None,
+            "attempts": 0,
+            "sent_at": None,
+            "telegram_message_id": None,
+            "error": None,
+            "created_at": now,
+        }
+        for r in rows
+    ]
     stmt = _insert(s, core.db.dialect).on_conflict_do_nothing(index_elements=["dedupe"])
     ids: list[int] = []
     for start in range(0, len(values), 1000):
@@ -316,15 +353,22 @@ def _give_up_stale_claims(s: Session, now: datetime) -> None:
         .values(status=MessageStatus.UNKNOWN, error="claim expired: the sending process stopped")
     )
     if result.rowcount:
-        logger.warning("%s meeting messages were claimed by a process that stopped; not resending them",
-                       result.rowcount)
+        logger.warning(
+            "%s meeting messages were claimed by a process that stopped; not resending them", result.rowcount
+        )
 
 
 def _retire_inactive_owners(s: Session, core: Core, now: datetime) -> None:
     """Stop reminding revoked officers and tell the coordinator who is left on the item."""
     rows = s.execute(
-        select(ActionOwner.id, ActionOwner.item_id, ActionOwner.officer_id, ActionItem.status,
-               Meeting.coordinator_id, ActionItem.case_tag)
+        select(
+            ActionOwner.id,
+            ActionOwner.item_id,
+            ActionOwner.officer_id,
+            ActionItem.status,
+            Meeting.coordinator_id,
+            ActionItem.case_tag,
+        )
         .join(Officer, Officer.id == ActionOwner.officer_id)
         .join(ActionItem, ActionItem.id == ActionOwner.item_id)
         .join(Meeting, Meeting.id == ActionItem.meeting_id)
@@ -333,37 +377,71 @@ def _retire_inactive_owners(s: Session, core: Core, now: datetime) -> None:
     ).all()
     notices = []
     for owner_id, item_id, officer_id, status, coordinator_id, case_tag in rows:
-        s.execute(update(ActionOwner).where(ActionOwner.id == owner_id)
-                  .values(state=OwnerState.INACTIVE, next_remind_at=None))
-        audit.record(s, "meeting.owner.inactive", at=now, case_tag=case_tag,
-                     data={"item_id": item_id, "officer_id": officer_id, "reason": "revoked"})
+        s.execute(
+            update(ActionOwner)
+            .where(ActionOwner.id == owner_id)
+            .values(state=OwnerState.INACTIVE, next_remind_at=None)
+        )
+        audit.record(
+            s,
+            "meeting.owner.inactive",
+            at=now,
+            case_tag=case_tag,
+            data={"item_id": item_id, "officer_id": officer_id, "reason": "revoked"},
+        )
         if status != ItemStatus.OPEN:
             continue
         left = active_owner_count(s, item_id)
-        notices.append({"kind": "owner_lost" if left else "no_owner", "officer_id": coordinator_id,
-                        "item_id": item_id, "owner_id": owner_id, "subject_id": officer_id,
-                        "dedupe": f"lost:{owner_id}"})
+        notices.append(
+            {
+                "kind": "owner_lost" if left else "no_owner",
+                "officer_id": coordinator_id,
+                "item_id": item_id,
+                "owner_id": owner_id,
+                "subject_id": officer_id,
+                "dedupe": f"lost:{owner_id}",
+            }
+        )
     enqueue(s, core, notices)
 
 
 def active_owner_count(s: Session, item_id: int) -> int:
     """Return how many active officers still own an item."""
-    return int(s.execute(
-        select(func.count()).select_from(ActionOwner).join(Officer, Officer.id == ActionOwner.officer_id)
-        .where(ActionOwner.item_id == item_id, ActionOwner.state == OwnerState.ACTIVE,
-               Officer.status == OfficerStatus.ACTIVE)
-    ).scalar_one())
+    return int(
+        s.execute(
+            select(func.count())
+            .select_from(ActionOwner)
+            .join(Officer, Officer.id == ActionOwner.officer_id)
+            .where(
+                ActionOwner.item_id == item_id,
+                ActionOwner.state == OwnerState.ACTIVE,
+                Officer.status == OfficerStatus.ACTIVE,
+            )
+        ).scalar_one()
+    )
 
 
-def _plan_reminders(s: Session, core: Core, now: datetime, hour: int, limit: int,
-                    schedule: Schedule) -> list[int]:
+def _plan_reminders(
+    s: Session, core: Core, now: datetime, hour: int, limit: int, schedule: Schedule
+) -> list[int]:
     rows = s.execute(
-        select(ActionOwner.id, ActionOwner.item_id, ActionOwner.officer_id, ActionOwner.next_remind_at,
-               ActionItem.due_on, Officer.timezone, Officer.country)
+        select(
+            ActionOwner.id,
+            ActionOwner.item_id,
+            ActionOwner.officer_id,
+            ActionOwner.next_remind_at,
+            ActionItem.due_on,
+            Officer.timezone,
+            Officer.country,
+        )
         .join(Officer, Officer.id == ActionOwner.officer_id)
         .join(ActionItem, ActionItem.id == ActionOwner.item_id)
-        .where(ActionOwner.state == OwnerState.ACTIVE, ActionOwner.next_remind_at <= now,
-               Officer.status == OfficerStatus.ACTIVE, ActionItem.status == ItemStatus.OPEN)
+        .where(
+            ActionOwner.state == OwnerState.ACTIVE,
+            ActionOwner.next_remind_at <= now,
+            Officer.status == OfficerStatus.ACTIVE,
+            ActionItem.status == ItemStatus.OPEN,
+        )
         .order_by(ActionOwner.next_remind_at, ActionOwner.id)
         .limit(limit)
         .with_for_update(of=ActionOwner, skip_locked=True)
@@ -372,10 +450,23 @@ def _plan_reminders(s: Session, core: Core, now: datetime, hour: int, limit: int
         return []
     moves, messages = [], []
     for owner_id, item_id, officer_id, slot, due_on, tz, country in rows:
-        moves.append({"id": owner_id, "last_reminded_at": now, "snoozed_until": None,
-                      "next_remind_at": schedule.next_reminder(due_on, officer_tz(tz, country), hour, now)})
-        messages.append({"kind": "reminder", "officer_id": officer_id, "item_id": item_id, "owner_id": owner_id,
-                         "dedupe": f"rem:{owner_id}:{int(slot.timestamp())}"})
+        moves.append(
+            {
+                "id": owner_id,
+                "last_reminded_at": now,
+                "snoozed_until": None,
+                "next_remind_at": schedule.next_reminder(due_on, officer_tz(tz, country), hour, now),
+            }
+        )
+        messages.append(
+            {
+                "kind": "reminder",
+                "officer_id": officer_id,
+                "item_id": item_id,
+                "owner_id": owner_id,
+                "dedupe": f"rem:{owner_id}:{int(slot.timestamp())}",
+            }
+        )
     _move_owners(s, core.db.dialect, moves, now)
     return enqueue(s, core, messages, claimed=True)
 
@@ -385,22 +476,42 @@ def _move_owners(s: Session, dialect: str, moves: list[dict[str, Any]], now: dat
     if dialect == "postgresql":
         # executemany would be one round trip per row; a VALUES list is one statement for the batch.
         table = values(column("oid", Integer), column("nxt", UtcDateTime()), name="moves").data(
-            [(m["id"], m["next_remind_at"]) for m in moves])
-        s.execute(update(ActionOwner).where(ActionOwner.id == table.c.oid).values(
-            next_remind_at=table.c.nxt, last_reminded_at=now, snoozed_until=None,
-            reminders_sent=ActionOwner.reminders_sent + 1), execution_options={"synchronize_session": False})
+            [(m["id"], m["next_remind_at"]) for m in moves]
+        )
+        s.execute(
+            update(ActionOwner)
+            .where(ActionOwner.id == table.c.oid)
+            .values(
+                next_remind_at=table.c.nxt,
+                last_reminded_at=now,
+                snoozed_until=None,
+                reminders_sent=ActionOwner.reminders_sent + 1,
+            ),
+            execution_options={"synchronize_session": False},
+        )
         return
     s.execute(update(ActionOwner), moves)
     for chunk in chunks([m["id"] for m in moves]):
-        s.execute(update(ActionOwner).where(ActionOwner.id.in_(chunk))
-                  .values(reminders_sent=ActionOwner.reminders_sent + 1))
+        s.execute(
+            update(ActionOwner)
+            .where(ActionOwner.id.in_(chunk))
+            .values(reminders_sent=ActionOwner.reminders_sent + 1)
+        )
 
 
-def _plan_escalations(s: Session, core: Core, now: datetime, hour: int, limit: int,
-                      schedule: Schedule) -> list[int]:
+def _plan_escalations(
+    s: Session, core: Core, now: datetime, hour: int, limit: int, schedule: Schedule
+) -> list[int]:
     rows = s.execute(
-        select(ActionItem.id, ActionItem.escalate_at, ActionItem.due_on, Meeting.coordinator_id,
-               Officer.timezone, Officer.country, Officer.status)
+        select(
+            ActionItem.id,
+            ActionItem.escalate_at,
+            ActionItem.due_on,
+            Meeting.coordinator_id,
+            Officer.timezone,
+            Officer.country,
+            Officer.status,
+        )
         .join(Meeting, Meeting.id == ActionItem.meeting_id)
         .join(Officer, Officer.id == Meeting.coordinator_id)
         .where(ActionItem.status == ItemStatus.OPEN, ActionItem.escalate_at <= now)
@@ -410,14 +521,27 @@ def _plan_escalations(s: Session, core: Core, now: datetime, hour: int, limit: i
     ).all()
     messages = []
     for item_id, slot, due_on, coordinator_id, tz, country, status in rows:
-        s.execute(update(ActionItem).where(ActionItem.id == item_id).values(
-            escalate_at=schedule.next_escalation(due_on, officer_tz(tz, country), hour, now),
-            escalations=ActionItem.escalations + 1))
+        s.execute(
+            update(ActionItem)
+            .where(ActionItem.id == item_id)
+            .values(
+                escalate_at=schedule.next_escalation(due_on, officer_tz(tz, country), hour, now),
+                escalations=ActionItem.escalations + 1,
+            )
+        )
         if status != OfficerStatus.ACTIVE:
-            logger.warning("item %s is overdue but its meeting's coordinator can no longer be reached", item_id)
+            logger.warning(
+                "item %s is overdue but its meeting's coordinator can no longer be reached", item_id
+            )
             continue
-        messages.append({"kind": "escalation", "officer_id": coordinator_id, "item_id": item_id,
-                         "dedupe": f"esc:{item_id}:{int(slot.timestamp())}"})
+        messages.append(
+            {
+                "kind": "escalation",
+                "officer_id": coordinator_id,
+                "item_id": item_id,
+                "dedupe": f"esc:{item_id}:{int(slot.timestamp())}",
+            }
+        )
     return enqueue(s, core, messages, claimed=True)
 
 
@@ -434,22 +558,33 @@ def _plan_digests(s: Session, core: Core, now: datetime, hour: int) -> None:
         slot = last_digest_slot(officer_tz(tz, country), hour, now)
         if slot < first_meeting:
             continue
-        notices.append({"kind": "digest", "officer_id": officer_id, "dedupe": f"dig:{officer_id}:{slot.date()}",
-                        "due_at": slot})
+        notices.append(
+            {
+                "kind": "digest",
+                "officer_id": officer_id,
+                "dedupe": f"dig:{officer_id}:{slot.date()}",
+                "due_at": slot,
+            }
+        )
     enqueue(s, core, notices)
 
 
 def _claim_pending(s: Session, now: datetime, limit: int) -> list[int]:
-    ids = list(s.execute(
-        select(MeetingMessage.id)
-        .where(MeetingMessage.status == MessageStatus.PENDING, MeetingMessage.due_at <= now)
-        .order_by(MeetingMessage.due_at, MeetingMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).scalars())
+    ids = list(
+        s.execute(
+            select(MeetingMessage.id)
+            .where(MeetingMessage.status == MessageStatus.PENDING, MeetingMessage.due_at <= now)
+            .order_by(MeetingMessage.due_at, MeetingMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
     if ids:
-        s.execute(update(MeetingMessage).where(MeetingMessage.id.in_(ids))
-                  .values(status=MessageStatus.CLAIMED, claimed_at=now))
+        s.execute(
+            update(MeetingMessage)
+            .where(MeetingMessage.id.in_(ids))
+            .values(status=MessageStatus.CLAIMED, claimed_at=now)
+        )
     return ids
 
 
@@ -467,11 +602,26 @@ class _Person:
 def _people(s: Session, ids: Iterable[int]) -> dict[int, _Person]:
     out: dict[int, _Person] = {}
     for chunk in chunks(sorted(set(ids))):
-        for row in s.execute(select(Officer.id, Officer.telegram_id, Officer.display_name, Officer.username,
-                                    Officer.language, Officer.timezone, Officer.country, Officer.status)
-                             .where(Officer.id.in_(chunk))):
-            out[row[0]] = _Person(row[0], row[1], officer_label(row[2], row[3]), row[4],
-                                  officer_tz(row[5], row[6]), row[7] == OfficerStatus.ACTIVE)
+        for row in s.execute(
+            select(
+                Officer.id,
+                Officer.telegram_id,
+                Officer.display_name,
+                Officer.username,
+                Officer.language,
+                Officer.timezone,
+                Officer.country,
+                Officer.status,
+            ).where(Officer.id.in_(chunk))
+        ):
+            out[row[0]] = _Person(
+                row[0],
+                row[1],
+                officer_label(row[2], row[3]),
+                row[4],
+                officer_tz(row[5], row[6]),
+                row[7] == OfficerStatus.ACTIVE,
+            )
     return out
 
 
@@ -481,14 +631,30 @@ def render(s: Session, core: Core, message_ids: Sequence[int], now: datetime) ->
         return []
     msgs = []
     for chunk in chunks(sorted(message_ids)):
-        msgs += s.execute(select(MeetingMessage.id, MeetingMessage.kind, MeetingMessage.officer_id,
-                                 MeetingMessage.item_id, MeetingMessage.owner_id, MeetingMessage.subject_id,
-                                 MeetingMessage.due_at)
-                          .where(MeetingMessage.id.in_(chunk)).order_by(MeetingMessage.id)).all()
+        msgs += s.execute(
+            select(
+                MeetingMessage.id,
+                MeetingMessage.kind,
+                MeetingMessage.officer_id,
+                MeetingMessage.item_id,
+                MeetingMessage.owner_id,
+                MeetingMessage.subject_id,
+                MeetingMessage.due_at,
+            )
+            .where(MeetingMessage.id.in_(chunk))
+            .order_by(MeetingMessage.id)
+        ).all()
     items: dict[int, Any] = {}
     for chunk in chunks(sorted({m[3] for m in msgs if m[3] is not None})):
-        for row in s.execute(select(ActionItem.id, ActionItem.meeting_id, ActionItem.due_on, ActionItem.case_tag,
-                                    ActionItem.status).where(ActionItem.id.in_(chunk))):
+        for row in s.execute(
+            select(
+                ActionItem.id,
+                ActionItem.meeting_id,
+                ActionItem.due_on,
+                ActionItem.case_tag,
+                ActionItem.status,
+            ).where(ActionItem.id.in_(chunk))
+        ):
             items[row[0]] = row
     people = _people(s, [m[2] for m in msgs] + [m[5] for m in msgs if m[5] is not None])
     needs_owners = [m[3] for m in msgs if m[1] in ("escalation", "owner_lost") and m[3] is not None]
@@ -502,8 +668,15 @@ def render(s: Session, core: Core, message_ids: Sequence[int], now: datetime) ->
     for mid, kind, officer_id, item_id, owner_id, subject_id, due_at in msgs:
         person = people.get(officer_id)
         item = items.get(item_id) if item_id is not None else None
-        if person is None or not person.active or (kind in ("reminder", "assigned", "escalation")
-                                                   and item is not None and item[4] != ItemStatus.OPEN):
+        if (
+            person is None
+            or not person.active
+            or (
+                kind in ("reminder", "assigned", "escalation")
+                and item is not None
+                and item[4] != ItemStatus.OPEN
+            )
+        ):
             skipped.append(mid)
             continue
         texts = core.catalogs.get(person.language)
@@ -516,15 +689,22 @@ def render(s: Session, core: Core, message_ids: Sequence[int], now: datetime) ->
         else:
             assert item is not None
             subject = people.get(subject_id) if subject_id is not None else None
-            body = _render_item_message(kind, texts, person, item, meetings[item[1]], book,
-                                        owners.get(item_id, []), subject, now)
-            buttons = item_buttons(texts, item[0], snooze=kind == "reminder") if kind in (
-                "reminder", "assigned") else ()
+            body = _render_item_message(
+                kind, texts, person, item, meetings[item[1]], book, owners.get(item_id, []), subject, now
+            )
+            buttons = (
+                item_buttons(texts, item[0], snooze=kind == "reminder")
+                if kind in ("reminder", "assigned")
+                else ()
+            )
             message = OutMessage(person.telegram_id, body, buttons=buttons, protect=True)
         out.append(Outgoing(mid, kind, officer_id, item_id, owner_id, item[3] if item else None, message))
     if skipped:
-        s.execute(update(MeetingMessage).where(MeetingMessage.id.in_(skipped))
-                  .values(status=MessageStatus.SKIPPED, error="recipient or item no longer active"))
+        s.execute(
+            update(MeetingMessage)
+            .where(MeetingMessage.id.in_(skipped))
+            .values(status=MessageStatus.SKIPPED, error="recipient or item no longer active")
+        )
     return out
 
 
@@ -541,11 +721,16 @@ def item_owner_labels(s: Session, item_ids: Iterable[int]) -> dict[int, list[str
     """Return the names of the active owners of some items."""
     out: dict[int, list[str]] = {}
     for chunk in chunks(sorted(set(item_ids))):
-        rows = s.execute(select(ActionOwner.item_id, Officer.display_name, Officer.username)
-                         .join(Officer, Officer.id == ActionOwner.officer_id)
-                         .where(ActionOwner.item_id.in_(chunk), ActionOwner.state == OwnerState.ACTIVE,
-                                Officer.status == OfficerStatus.ACTIVE)
-                         .order_by(ActionOwner.item_id, ActionOwner.id))
+        rows = s.execute(
+            select(ActionOwner.item_id, Officer.display_name, Officer.username)
+            .join(Officer, Officer.id == ActionOwner.officer_id)
+            .where(
+                ActionOwner.item_id.in_(chunk),
+                ActionOwner.state == OwnerState.ACTIVE,
+                Officer.status == OfficerStatus.ACTIVE,
+            )
+            .order_by(ActionOwner.item_id, ActionOwner.id)
+        )
         for item_id, name, username in rows:
             out.setdefault(item_id, []).append(officer_label(name, username))
     return out
@@ -566,8 +751,17 @@ def due_line(texts: Texts, item_id: int, due: date, today: date) -> str:
     return texts(OVERDUE, id=item_id, n=-days, due=when)
 
 
-def _render_item_message(kind: str, texts: Texts, person: _Person, item: Any, held_on: date, book: TextBook,
-                         owners: list[str], subject: _Person | None, now: datetime) -> str:
+def _render_item_message(
+    kind: str,
+    texts: Texts,
+    person: _Person,
+    item: Any,
+    held_on: date,
+    book: TextBook,
+    owners: list[str],
+    subject: _Person | None,
+    now: datetime,
+) -> str:
     item_id, meeting_id, due_on, case_tag, _status = item
     lang = texts.lang
     title, _ = book.get(meeting_id, None, lang)
@@ -580,8 +774,9 @@ def _render_item_message(kind: str, texts: Texts, person: _Person, item: Any, he
     elif kind == "assigned":
         head = texts(ASSIGNED, id=item_id, meeting=title, date=meeting_date)
     elif kind == "escalation":
-        head = texts(ESCALATION, id=item_id, meeting=title, due=due,
-                     owners=", ".join(owners) or texts.plain(NOBODY))
+        head = texts(
+            ESCALATION, id=item_id, meeting=title, due=due, owners=", ".join(owners) or texts.plain(NOBODY)
+        )
     elif kind == "help":
         head = texts(HELP, name=name, id=item_id, meeting=title, due=due)
     elif kind == "completed":
@@ -589,8 +784,9 @@ def _render_item_message(kind: str, texts: Texts, person: _Person, item: Any, he
     elif kind == "no_owner":
         return texts(NO_OWNER, id=item_id, meeting=title, name=name)
     elif kind == "owner_lost":
-        return texts(OWNER_LOST, name=name, id=item_id, meeting=title,
-                     owners=", ".join(owners) or texts.plain(NOBODY))
+        return texts(
+            OWNER_LOST, name=name, id=item_id, meeting=title, owners=", ".join(owners) or texts.plain(NOBODY)
+        )
     elif kind == "blocked":
         return texts(BLOCKED, name=name, id=item_id, meeting=title)
     else:  # pragma: no cover
@@ -618,22 +814,36 @@ def _clip(text: str) -> str:
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
 
 
-def render_digest(s: Session, core: Core, coordinator_id: int, texts: Texts, tz: str,
-                  now: datetime, week_of: datetime | None = None) -> str | None:
+def render_digest(
+    s: Session,
+    core: Core,
+    coordinator_id: int,
+    texts: Texts,
+    tz: str,
+    now: datetime,
+    week_of: datetime | None = None,
+) -> str | None:
     """Return the weekly digest of a coordinator's meetings, or None when there is nothing to say."""
     today = now.astimezone(ZoneInfo(tz)).date()
     week_ago = now - timedelta(days=7)
     rows = s.execute(
-        select(Meeting.id, Meeting.held_on, ActionItem.id, ActionItem.status, ActionItem.due_on,
-               ActionItem.completed_at)
+        select(
+            Meeting.id,
+            Meeting.held_on,
+            ActionItem.id,
+            ActionItem.status,
+            ActionItem.due_on,
+            ActionItem.completed_at,
+        )
         .join(ActionItem, ActionItem.meeting_id == Meeting.id)
         .where(Meeting.coordinator_id == coordinator_id, ActionItem.status != ItemStatus.CANCELLED)
         .order_by(Meeting.held_on.desc(), Meeting.id, ActionItem.position)
     ).all()
     per_meeting: dict[int, dict[str, Any]] = {}
     for meeting_id, held_on, item_id, status, due_on, completed_at in rows:
-        m = per_meeting.setdefault(meeting_id, {"held_on": held_on, "open": 0, "overdue": [], "done": 0,
-                                                "week": 0})
+        m = per_meeting.setdefault(
+            meeting_id, {"held_on": held_on, "open": 0, "overdue": [], "done": 0, "week": 0}
+        )
         if status == ItemStatus.OPEN:
             m["open"] += 1
             if due_on < today:
@@ -655,12 +865,22 @@ def render_digest(s: Session, core: Core, coordinator_id: int, texts: Texts, tz:
     size = len(lines[0])
     for index, (mid, m) in enumerate(shown.items()):
         title, _ = book.get(mid, None, texts.lang)
-        block = ["", texts(DIGEST_MEETING, meeting=title, date=format_day(m["held_on"], texts.lang)),
-                 texts(DIGEST_COUNTS, open=m["open"], overdue=len(m["overdue"]), done=m["done"], week=m["week"])]
+        block = [
+            "",
+            texts(DIGEST_MEETING, meeting=title, date=format_day(m["held_on"], texts.lang)),
+            texts(DIGEST_COUNTS, open=m["open"], overdue=len(m["overdue"]), done=m["done"], week=m["week"]),
+        ]
         for item_id, due_on in m["overdue"][:DIGEST_ITEMS_PER_MEETING]:
             text, _ = book.get(mid, item_id, texts.lang)
-            block.append(texts(DIGEST_OVERDUE, id=item_id, text=_short(text), due=format_day(due_on, texts.lang),
-                               owners=", ".join(owners.get(item_id, [])) or texts.plain(NOBODY)))
+            block.append(
+                texts(
+                    DIGEST_OVERDUE,
+                    id=item_id,
+                    text=_short(text),
+                    due=format_day(due_on, texts.lang),
+                    owners=", ".join(owners.get(item_id, [])) or texts.plain(NOBODY),
+                )
+            )
         if len(m["overdue"]) > DIGEST_ITEMS_PER_MEETING:
             block.append(texts(DIGEST_MORE, n=len(m["overdue"]) - DIGEST_ITEMS_PER_MEETING))
         block_size = sum(len(x) + 1 for x in block)
@@ -695,8 +915,9 @@ class DeliveryReport:
         self.failed += other.failed
 
 
-async def deliver(core: Core, outbound: Outbound, batch: Sequence[Outgoing], *,
-                  pace: float = SEND_PACE) -> DeliveryReport:
+async def deliver(
+    core: Core, outbound: Outbound, batch: Sequence[Outgoing], *, pace: float = SEND_PACE
+) -> DeliveryReport:
     """Send claimed messages one by one and record each result (a 429 releases the rest for later)."""
     report = DeliveryReport()
     for index, out in enumerate(batch):
@@ -707,7 +928,7 @@ async def deliver(core: Core, outbound: Outbound, batch: Sequence[Outgoing], *,
         except SendError as exc:
             if exc.kind == "retry":
                 rest = [o.message_id for o in batch[index:]]
-                await asyncio.to_thread(release, core, rest, exc.retry_after, str(exc))
+                await asyncio.to_thread(release, core, rest, exc.retry_after, str(exc), out.message_id)
                 report.released += len(rest)
                 break
             if exc.kind == "blocked":
@@ -726,13 +947,31 @@ def record_sent(core: Core, out: Outgoing, telegram_message_id: int) -> None:
     """Mark a message sent and append its audit event (the body only as a hash)."""
     now = core.clock.now()
     with core.db.transaction() as s:
-        s.execute(update(MeetingMessage).where(MeetingMessage.id == out.message_id).values(
-            status=MessageStatus.SENT, sent_at=now, telegram_message_id=telegram_message_id,
-            attempts=MeetingMessage.attempts + 1, claimed_at=None))
-        audit.record(s, SENT_EVENT.get(out.kind, "meeting.notice.sent"), at=now, case_tag=out.case_tag,
-                     data={"message_id": out.message_id, "kind": out.kind, "item_id": out.item_id,
-                           "officer_id": out.officer_id, "telegram_message_id": telegram_message_id,
-                           "body_sha256": audit.body_hash(out.message.text)})
+        s.execute(
+            update(MeetingMessage)
+            .where(MeetingMessage.id == out.message_id)
+            .values(
+                status=MessageStatus.SENT,
+                sent_at=now,
+                telegram_message_id=telegram_message_id,
+                attempts=MeetingMessage.attempts + 1,
+                claimed_at=None,
+            )
+        )
+        audit.record(
+            s,
+            SENT_EVENT.get(out.kind, "meeting.notice.sent"),
+            at=now,
+            case_tag=out.case_tag,
+            data={
+                "message_id": out.message_id,
+                "kind": out.kind,
+                "item_id": out.item_id,
+                "officer_id": out.officer_id,
+                "telegram_message_id": telegram_message_id,
+                "body_sha256": audit.body_hash(out.message.text),
+            },
+        )
 
 
 def record_failed(core: Core, out: Outgoing, reason: str) -> None:
@@ -740,53 +979,117 @@ def record_failed(core: Core, out: Outgoing, reason: str) -> None:
     now = core.clock.now()
     logger.warning("meeting message %s (%s) was refused: %s", out.message_id, out.kind, reason)
     with core.db.transaction() as s:
-        s.execute(update(MeetingMessage).where(MeetingMessage.id == out.message_id).values(
-            status=MessageStatus.FAILED, error=reason[:200], attempts=MeetingMessage.attempts + 1))
-        audit.record(s, "meeting.message.failed", at=now, case_tag=out.case_tag,
-                     data={"message_id": out.message_id, "kind": out.kind, "item_id": out.item_id,
-                           "officer_id": out.officer_id, "reason": reason[:200]})
+        s.execute(
+            update(MeetingMessage)
+            .where(MeetingMessage.id == out.message_id)
+            .values(status=MessageStatus.FAILED, error=reason[:200], attempts=MeetingMessage.attempts + 1)
+        )
+        audit.record(
+            s,
+            "meeting.message.failed",
+            at=now,
+            case_tag=out.case_tag,
+            data={
+                "message_id": out.message_id,
+                "kind": out.kind,
+                "item_id": out.item_id,
+                "officer_id": out.officer_id,
+                "reason": reason[:200],
+            },
+        )
 
 
 def record_blocked(core: Core, out: Outgoing, reason: str) -> None:
     """The recipient blocked the bot: stop reminding them of the item and tell the coordinator."""
     now = core.clock.now()
     with core.db.transaction() as s:
-        s.execute(update(MeetingMessage).where(MeetingMessage.id == out.message_id).values(
-            status=MessageStatus.BLOCKED, error=reason[:200], attempts=MeetingMessage.attempts + 1))
-        audit.record(s, "meeting.message.blocked", at=now, case_tag=out.case_tag,
-                     data={"message_id": out.message_id, "kind": out.kind, "item_id": out.item_id,
-                           "officer_id": out.officer_id})
+        s.execute(
+            update(MeetingMessage)
+            .where(MeetingMessage.id == out.message_id)
+            .values(status=MessageStatus.BLOCKED, error=reason[:200], attempts=MeetingMessage.attempts + 1)
+        )
+        audit.record(
+            s,
+            "meeting.message.blocked",
+            at=now,
+            case_tag=out.case_tag,
+            data={
+                "message_id": out.message_id,
+                "kind": out.kind,
+                "item_id": out.item_id,
+                "officer_id": out.officer_id,
+            },
+        )
         if out.owner_id is None or out.kind not in ("reminder", "assigned"):
             return
-        s.execute(update(ActionOwner).where(ActionOwner.id == out.owner_id)
-                  .values(state=OwnerState.BLOCKED, next_remind_at=None))
-        coordinator_id = s.execute(select(Meeting.coordinator_id).join(ActionItem)
-                                   .where(ActionItem.id == out.item_id)).scalar_one()
-        enqueue(s, core, [{"kind": "blocked", "officer_id": coordinator_id, "item_id": out.item_id,
-                           "owner_id": out.owner_id, "subject_id": out.officer_id,
-                           "dedupe": f"blk:{out.owner_id}"}])
+        s.execute(
+            update(ActionOwner)
+            .where(ActionOwner.id == out.owner_id)
+            .values(state=OwnerState.BLOCKED, next_remind_at=None)
+        )
+        coordinator_id = s.execute(
+            select(Meeting.coordinator_id).join(ActionItem).where(ActionItem.id == out.item_id)
+        ).scalar_one()
+        enqueue(
+            s,
+            core,
+            [
+                {
+                    "kind": "blocked",
+                    "officer_id": coordinator_id,
+                    "item_id": out.item_id,
+                    "owner_id": out.owner_id,
+                    "subject_id": out.officer_id,
+                    "dedupe": f"blk:{out.owner_id}",
+                }
+            ],
+        )
 
 
-def release(core: Core, message_ids: Sequence[int], retry_after: float | None, reason: str) -> None:
-    """Give claimed, unsent messages back to a later tick (given up after MAX_ATTEMPTS)."""
+def release(
+    core: Core,
+    message_ids: Sequence[int],
+    retry_after: float | None,
+    reason: str,
+    attempted: int | None = None,
+) -> None:
+    """Give claimed, unsent messages back to a later tick; the one that was tried counts an attempt
+    (given up after MAX_ATTEMPTS)."""
     now = core.clock.now()
     delay = timedelta(seconds=max(retry_after or 0.0, 0.0))
     with core.db.transaction() as s:
+        if attempted is not None:
+            s.execute(
+                update(MeetingMessage)
+                .where(MeetingMessage.id == attempted)
+                .values(attempts=MeetingMessage.attempts + 1, error=reason[:200])
+            )
         for chunk in chunks(list(message_ids)):
-            s.execute(update(MeetingMessage).where(MeetingMessage.id.in_(chunk)).values(
-                status=MessageStatus.PENDING, claimed_at=None, due_at=now + delay, error=reason[:200],
-                attempts=MeetingMessage.attempts + 1))
-            s.execute(update(MeetingMessage).where(MeetingMessage.id.in_(chunk),
-                                                   MeetingMessage.attempts >= MAX_ATTEMPTS)
-                      .values(status=MessageStatus.FAILED))
+            s.execute(
+                update(MeetingMessage)
+                .where(MeetingMessage.id.in_(chunk))
+                .values(status=MessageStatus.PENDING, claimed_at=None, due_at=now + delay)
+            )
+            s.execute(
+                update(MeetingMessage)
+                .where(MeetingMessage.id.in_(chunk), MeetingMessage.attempts >= MAX_ATTEMPTS)
+                .values(status=MessageStatus.FAILED)
+            )
     logger.info("released %s meeting messages for a later tick (%s)", len(message_ids), reason)
 
 
 class Runner:
     """Ticks and sends; one per process (ticks of one process never overlap, processes may)."""
 
-    def __init__(self, core: Core, outbound: Outbound, *, batch: int = CLAIM_BATCH, pace: float = SEND_PACE,
-                 schedule: Schedule = DEFAULT_SCHEDULE) -> None:
+    def __init__(
+        self,
+        core: Core,
+        outbound: Outbound,
+        *,
+        batch: int = CLAIM_BATCH,
+        pace: float = SEND_PACE,
+        schedule: Schedule = DEFAULT_SCHEDULE,
+    ) -> None:
         self.core = core
         self.outbound = outbound
         self.batch = batch
@@ -805,8 +1108,13 @@ class Runner:
                 if len(batch) < self.batch or report.released:
                     break
         if total.sent or total.released or total.blocked or total.failed:
-            logger.info("meetings tick: %s sent, %s released, %s blocked, %s failed",
-                        total.sent, total.released, total.blocked, total.failed)
+            logger.info(
+                "meetings tick: %s sent, %s released, %s blocked, %s failed",
+                total.sent,
+                total.released,
+                total.blocked,
+                total.failed,
+            )
         return total
 
     async def safe_run(self) -> None:
@@ -824,17 +1132,26 @@ def pending_count(core: Core) -> dict[str, int]:
         return dict(rows.all())
 
 
-def reschedule_officer(s: Session, core: Core, officer_id: int, tz: str,
-                       schedule: Schedule = DEFAULT_SCHEDULE) -> int:
+def reschedule_officer(
+    s: Session, core: Core, officer_id: int, tz: str, schedule: Schedule = DEFAULT_SCHEDULE
+) -> int:
     """Recompute an officer's next reminders (after a change of time zone); return how many."""
     now = core.clock.now()
-    rows = s.execute(select(ActionOwner.id, ActionItem.due_on, ActionOwner.snoozed_until)
-                     .join(ActionItem, ActionItem.id == ActionOwner.item_id)
-                     .where(ActionOwner.officer_id == officer_id, ActionOwner.state == OwnerState.ACTIVE,
-                            ActionItem.status == ItemStatus.OPEN)).all()
+    rows = s.execute(
+        select(ActionOwner.id, ActionItem.due_on, ActionOwner.snoozed_until)
+        .join(ActionItem, ActionItem.id == ActionOwner.item_id)
+        .where(
+            ActionOwner.officer_id == officer_id,
+            ActionOwner.state == OwnerState.ACTIVE,
+            ActionItem.status == ItemStatus.OPEN,
+        )
+    ).all()
     for owner_id, due_on, snoozed in rows:
         if snoozed is not None and snoozed > now:
             continue
-        s.execute(update(ActionOwner).where(ActionOwner.id == owner_id).values(
-            next_remind_at=schedule.next_reminder(due_on, tz, core.settings.reminder_hour, now)))
+        s.execute(
+            update(ActionOwner)
+            .where(ActionOwner.id == owner_id)
+            .values(next_remind_at=schedule.next_reminder(due_on, tz, core.settings.reminder_hour, now))
+        )
     return len(rows)

@@ -42,8 +42,10 @@ ASK_DUE = N_("By when? The due date, for example 30/09/2026.")
 ASK_CASE = N_("Case tag, for example CN-VN-2026-0042? (Send - for none.)")
 ITEM_NOTED = N_("Item {n} noted: {owners}, due {due}.")
 NEED_ITEM = N_("Enter at least one complete action item first, or send /cancel.")
-RECORDED = N_("Meeting #{id} “{title}” is recorded with its action items ({n}). Their owners have been told "
-              "and will be reminded.")
+RECORDED = N_(
+    "Meeting #{id} “{title}” is recorded with its action items ({n}). Their owners have been told "
+    "and will be reminded."
+)
 RECORDED_ITEM = N_("#{id} {text} — {owners}, due {due}")
 CANCELLED = N_("Cancelled. Nothing was recorded.")
 ACTIONS_HEADER = N_("Your open action items:")
@@ -70,8 +72,16 @@ async def _ask(update: Update, context: BotContext, msgid: str, **values: Any) -
     await update.effective_message.reply_text(context.texts(msgid, **values))  # type: ignore[union-attr]
 
 
-async def _step(update: Update, context: BotContext, state: int, read: Any, store: str,
-                next_state: int, question: str, **values: Any) -> int:
+async def _step(
+    update: Update,
+    context: BotContext,
+    state: int,
+    read: Any,
+    store: str,
+    next_state: int,
+    question: str,
+    **values: Any,
+) -> int:
     """Read one answer with a service function; on a bad answer say why and stay in the same step."""
     text = update.effective_message.text or ""  # type: ignore[union-attr]
     try:
@@ -105,13 +115,16 @@ async def meeting_date(update: Update, context: BotContext) -> int:
 
 async def meeting_place(update: Update, context: BotContext) -> int:
     """Take the place (optional)."""
-    return await _step(update, context, PLACE, meetings.optional_text, "place", PARTICIPANTS, ASK_PARTICIPANTS)
+    return await _step(
+        update, context, PLACE, meetings.optional_text, "place", PARTICIPANTS, ASK_PARTICIPANTS
+    )
 
 
 async def meeting_participants(update: Update, context: BotContext) -> int:
     """Take the participants (optional), then ask for the first item."""
-    return await _step(update, context, PARTICIPANTS, meetings.optional_text, "participants", ITEM_TEXT,
-                       ASK_ITEM, n=1)
+    return await _step(
+        update, context, PARTICIPANTS, meetings.optional_text, "participants", ITEM_TEXT, ASK_ITEM, n=1
+    )
 
 
 async def item_text(update: Update, context: BotContext) -> int:
@@ -123,8 +136,15 @@ async def item_text(update: Update, context: BotContext) -> int:
 async def item_owners(update: Update, context: BotContext) -> int:
     """Take an item's owners (@usernames of active officers)."""
     text = update.effective_message.text or ""  # type: ignore[union-attr]
-    result = await _step(update, context, ITEM_OWNERS, lambda t: meetings.read_owners(context.core, t), "labels",
-                         ITEM_DUE, ASK_DUE)
+    result = await _step(
+        update,
+        context,
+        ITEM_OWNERS,
+        lambda t: meetings.read_owners(context.core, t),
+        "labels",
+        ITEM_DUE,
+        ASK_DUE,
+    )
     if result == ITEM_DUE:
         _draft(context)["owners"] = tuple(meetings.split_owner_refs(text))
     return result
@@ -146,8 +166,14 @@ async def item_case(update: Update, context: BotContext) -> int:
         return ITEM_CASE
     draft["items"].append(meetings.ItemDraft(draft.pop("text"), draft.pop("owners"), draft.pop("due"), case))
     n, t = len(draft["items"]), context.texts
-    await _ask(update, context, ITEM_NOTED, n=n, owners=", ".join(draft.pop("labels")),
-               due=reminders.format_day(draft["items"][-1].due, t.lang))
+    await _ask(
+        update,
+        context,
+        ITEM_NOTED,
+        n=n,
+        owners=", ".join(draft.pop("labels")),
+        due=reminders.format_day(draft["items"][-1].due, t.lang),
+    )
     await _ask(update, context, ASK_ITEM, n=n + 1)
     return ITEM_TEXT
 
@@ -158,14 +184,34 @@ async def meeting_finish(update: Update, context: BotContext) -> int:
     if not draft["items"]:
         await _ask(update, context, NEED_ITEM)
         return ITEM_TEXT
-    recorded = (await context.run(meetings.record_meetings, context.core, context.me, [meetings.MeetingDraft(
-        title=draft["title"], held_on=draft["held_on"], place=draft.get("place"),
-        participants=draft.get("participants"), items=tuple(draft["items"]))]))[0]
+    recorded = (
+        await context.run(
+            meetings.record_meetings,
+            context.core,
+            context.me,
+            [
+                meetings.MeetingDraft(
+                    title=draft["title"],
+                    held_on=draft["held_on"],
+                    place=draft.get("place"),
+                    participants=draft.get("participants"),
+                    items=tuple(draft["items"]),
+                )
+            ],
+        )
+    )[0]
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     t = context.texts
     lines = [t(RECORDED, id=recorded.id, title=recorded.title, n=len(recorded.items))] + [
-        t(RECORDED_ITEM, id=i.id, text=i.text, owners=", ".join(i.owners), due=reminders.format_day(i.due_on, t.lang))
-        for i in recorded.items]
+        t(
+            RECORDED_ITEM,
+            id=i.id,
+            text=i.text,
+            owners=", ".join(i.owners),
+            due=reminders.format_day(i.due_on, t.lang),
+        )
+        for i in recorded.items
+    ]
     await update.effective_message.reply_text("\n".join(lines))  # type: ignore[union-attr]
     await kick(context.core)
     return ConversationHandler.END
@@ -184,16 +230,32 @@ async def actions(update: Update, context: BotContext) -> None:
     items = await context.run(meetings.open_items, context.core, me)
     lines = [t(ACTIONS_HEADER)] if items else [t(NO_ACTIONS)]
     for i in items:
-        lines.append(t(ACTIONS_OVERDUE if i.overdue else ACTIONS_LINE, id=i.id, text=i.text,
-                       due=reminders.format_day(i.due_on, t.lang), meeting=i.meeting_title))
+        lines.append(
+            t(
+                ACTIONS_OVERDUE if i.overdue else ACTIONS_LINE,
+                id=i.id,
+                text=i.text,
+                due=reminders.format_day(i.due_on, t.lang),
+                meeting=i.meeting_title,
+            )
+        )
     if items:
         lines += ["", t(ACTIONS_FOOTER)]
     if me.role in meetings.STAFF:
         mine = await context.run(meetings.list_meetings, context.core, me, lang=t.lang)
         if mine:
             lines += ["", t(MEETINGS_HEADER)] + [
-                t(MEETING_LINE, id=m.id, title=m.title, date=reminders.format_day(m.held_on, t.lang), open=m.open,
-                  overdue=m.overdue, done=m.done) for m in mine[:20]]
+                t(
+                    MEETING_LINE,
+                    id=m.id,
+                    title=m.title,
+                    date=reminders.format_day(m.held_on, t.lang),
+                    open=m.open,
+                    overdue=m.overdue,
+                    done=m.done,
+                )
+                for m in mine[:20]
+            ]
     await update.effective_message.reply_text("\n".join(lines))  # type: ignore[union-attr]
 
 
@@ -210,7 +272,11 @@ async def done(update: Update, context: BotContext) -> None:
 async def item(update: Update, context: BotContext) -> None:
     """Change an item (its meeting's coordinator): /item ID due DATE | owners @a @b | cancel."""
     args = context.args or []
-    if len(args) < 2 or not args[0].lstrip("#").isdigit() or args[1].lower() not in ("due", "owners", "cancel"):
+    if (
+        len(args) < 2
+        or not args[0].lstrip("#").isdigit()
+        or args[1].lower() not in ("due", "owners", "cancel")
+    ):
         raise InvalidInput(ITEM_USAGE)
     item_id, what, rest = int(args[0].lstrip("#")), args[1].lower(), " ".join(args[2:])
     changes = {"due": {"due": rest}, "owners": {"owners": [rest]}, "cancel": {"cancel": True}}[what]
@@ -219,8 +285,14 @@ async def item(update: Update, context: BotContext) -> None:
     if what == "cancel":
         await _ask(update, context, ITEM_CANCELLED, id=item_id)
     else:
-        await _ask(update, context, ITEM_CHANGED, id=item_id, due=reminders.format_day(view.due_on, t.lang),
-                   owners=", ".join(view.owners))
+        await _ask(
+            update,
+            context,
+            ITEM_CHANGED,
+            id=item_id,
+            due=reminders.format_day(view.due_on, t.lang),
+            owners=", ".join(view.owners),
+        )
     await kick(context.core)
 
 
@@ -265,8 +337,14 @@ class ReminderService:
         self.runner = reminders.Runner(core, TelegramOutbound(app.bot))
         core.extras["meetings"] = self.runner
         self._first = asyncio.create_task(self.runner.safe_run())
-        core.extras["scheduler"].add_job(self.runner.safe_run, "interval", seconds=self.interval,
-                                         id="meetings-tick", coalesce=True, max_instances=1)
+        core.extras["scheduler"].add_job(
+            self.runner.safe_run,
+            "interval",
+            seconds=self.interval,
+            id="meetings-tick",
+            coalesce=True,
+            max_instances=1,
+        )
 
     async def stop(self) -> None:
         """Stop ticking and let a send in progress finish."""
@@ -285,21 +363,24 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     """Add the meetings handlers and the reminder service."""
     text = filters.TEXT & ~filters.COMMAND
     finish = CommandHandler("finish", meeting_finish)
-    app.add_handler(ConversationHandler(
-        entry_points=[CommandHandler("meeting", meeting_start)],
-        states={
-            TITLE: [MessageHandler(text, meeting_title)],
-            DATE: [MessageHandler(text, meeting_date)],
-            PLACE: [MessageHandler(text, meeting_place)],
-            PARTICIPANTS: [MessageHandler(text, meeting_participants)],
-            ITEM_TEXT: [MessageHandler(text, item_text), finish],
-            ITEM_OWNERS: [MessageHandler(text, item_owners)],
-            ITEM_DUE: [MessageHandler(text, item_due)],
-            ITEM_CASE: [MessageHandler(text, item_case)],
-        },
-        fallbacks=[CommandHandler("cancel", meeting_cancel), finish],
-        name="meeting", persistent=False,
-    ))
+    app.add_handler(
+        ConversationHandler(
+            entry_points=[CommandHandler("meeting", meeting_start)],
+            states={
+                TITLE: [MessageHandler(text, meeting_title)],
+                DATE: [MessageHandler(text, meeting_date)],
+                PLACE: [MessageHandler(text, meeting_place)],
+                PARTICIPANTS: [MessageHandler(text, meeting_participants)],
+                ITEM_TEXT: [MessageHandler(text, item_text), finish],
+                ITEM_OWNERS: [MessageHandler(text, item_owners)],
+                ITEM_DUE: [MessageHandler(text, item_due)],
+                ITEM_CASE: [MessageHandler(text, item_case)],
+            },
+            fallbacks=[CommandHandler("cancel", meeting_cancel), finish],
+            name="meeting",
+            persistent=False,
+        )
+    )
     app.add_handler(CommandHandler("actions", actions))
     app.add_handler(CommandHandler("done", done))
     app.add_handler(CommandHandler("item", item))

@@ -14,17 +14,24 @@ from bot.core import Core
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the meetings subcommands."""
     m = sub.add_parser("meetings", help="joint meetings and their action items").add_subparsers(
-        dest="meetings_command", metavar="ACTION")
+        dest="meetings_command", metavar="ACTION"
+    )
     m.required = True
-    p = m.add_parser("import", help="record meetings and action items from a CSV or YAML file (all or nothing)",
-                     description="Formats are documented in the README (section Meetings). Every problem is "
-                                 "reported with its line number; nothing is recorded unless there is none.")
+    p = m.add_parser(
+        "import",
+        help="record meetings and action items from a CSV or YAML file (all or nothing)",
+        description="Formats are documented in the README (section Meetings). Every problem is "
+        "reported with its line number; nothing is recorded unless there is none.",
+    )
     p.add_argument("file", type=Path)
     p.add_argument("--format", choices=["csv", "yaml"], help="default: from the file's extension")
     p.add_argument("--coordinator", help="@username of the coordinator for meetings that name none")
     p.add_argument("--dry-run", action="store_true", help="check the file, record nothing")
-    p.add_argument("--no-translate", action="store_true",
-                   help="store texts untranslated (owners get the original with a note)")
+    p.add_argument(
+        "--no-translate",
+        action="store_true",
+        help="store texts untranslated (owners get the original with a note)",
+    )
     p.set_defaults(func=cmd_import)
     p = m.add_parser("list", help="list meetings with counts of open, overdue and completed items")
     p.add_argument("--json", action="store_true")
@@ -73,24 +80,35 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"no such file: {args.file}")
     core = _open(settings, translate=not (args.dry_run or args.no_translate))
     try:
-        result = meetings_import.import_file(core, None, args.file, fmt=args.format,
-                                             coordinator=args.coordinator, dry_run=args.dry_run)
+        result = meetings_import.import_file(
+            core, None, args.file, fmt=args.format, coordinator=args.coordinator, dry_run=args.dry_run
+        )
     except meetings_import.ImportFailed as exc:
-        lines = [f"{args.file}:{p.line}: {p.message}" if p.line else f"{args.file}: {p.message}"
-                 for p in exc.problems]
+        lines = [
+            f"{args.file}:{p.line}: {p.message}" if p.line else f"{args.file}: {p.message}"
+            for p in exc.problems
+        ]
         raise UserError("\n".join([str(exc), *lines])) from None
     finally:
         core.close()
     if args.dry_run:
-        out(f"{args.file}: OK, {result.meetings} meeting(s) with {result.items} action item(s) would be recorded")
+        out(
+            f"{args.file}: OK, {result.meetings} meeting(s) with {result.items} action item(s) would be recorded"
+        )
         return 0
     for meeting in result.recorded:
-        out(f"meeting #{meeting.id}: {meeting.title} ({meeting.held_on.isoformat()}), coordinator {meeting.coordinator}")
+        out(
+            f"meeting #{meeting.id}: {meeting.title} ({meeting.held_on.isoformat()}), coordinator {meeting.coordinator}"
+        )
         for item in meeting.items:
-            out(f"  item #{item.id}: due {item.due_on.isoformat()}  {', '.join(item.owners)}"
-                f"{'  [' + item.case_tag + ']' if item.case_tag else ''}  {item.text}")
-    out(f"imported {result.meetings} meeting(s) with {result.items} action item(s); owners will be told at the "
-        "bot's next tick")
+            out(
+                f"  item #{item.id}: due {item.due_on.isoformat()}  {', '.join(item.owners)}"
+                f"{'  [' + item.case_tag + ']' if item.case_tag else ''}  {item.text}"
+            )
+    out(
+        f"imported {result.meetings} meeting(s) with {result.items} action item(s); owners will be told at the "
+        "bot's next tick"
+    )
     return 0
 
 
@@ -105,15 +123,30 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         core.close()
     if args.json:
         for r in rows:
-            out(json.dumps({"id": r.id, "title": r.title, "held_on": r.held_on.isoformat(), "place": r.place,
-                            "coordinator": r.coordinator, "open": r.open, "overdue": r.overdue, "done": r.done,
-                            "cancelled": r.cancelled}, ensure_ascii=False))
+            out(
+                json.dumps(
+                    {
+                        "id": r.id,
+                        "title": r.title,
+                        "held_on": r.held_on.isoformat(),
+                        "place": r.place,
+                        "coordinator": r.coordinator,
+                        "open": r.open,
+                        "overdue": r.overdue,
+                        "done": r.done,
+                        "cancelled": r.cancelled,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return 0
     if not rows:
         out("no meetings")
     for r in rows:
-        out(f"{r.id:>5}  {r.held_on.isoformat()}  open {r.open:>3}  overdue {r.overdue:>3}  done {r.done:>3}  "
-            f"{r.title}  ({r.coordinator})")
+        out(
+            f"{r.id:>5}  {r.held_on.isoformat()}  open {r.open:>3}  overdue {r.overdue:>3}  done {r.done:>3}  "
+            f"{r.title}  ({r.coordinator})"
+        )
     return 0
 
 
@@ -128,12 +161,26 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         core.close()
     for i in items:
         if args.json:
-            out(json.dumps({"id": i.id, "text": i.text, "due_on": i.due_on.isoformat(), "status": i.status,
-                            "overdue": i.overdue, "case": i.case_tag, "owners": list(i.owners)}, ensure_ascii=False))
+            out(
+                json.dumps(
+                    {
+                        "id": i.id,
+                        "text": i.text,
+                        "due_on": i.due_on.isoformat(),
+                        "status": i.status,
+                        "overdue": i.overdue,
+                        "case": i.case_tag,
+                        "owners": list(i.owners),
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             flag = "OVERDUE" if i.overdue else i.status
-            out(f"{i.id:>6}  {i.due_on.isoformat()}  {flag:<9} {', '.join(i.owners) or '(no active owner)'}"
-                f"{'  [' + i.case_tag + ']' if i.case_tag else ''}\n        {i.text}")
+            out(
+                f"{i.id:>6}  {i.due_on.isoformat()}  {flag:<9} {', '.join(i.owners) or '(no active owner)'}"
+                f"{'  [' + i.case_tag + ']' if i.case_tag else ''}\n        {i.text}"
+            )
     return 0
 
 
@@ -158,10 +205,14 @@ def cmd_item(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("say what to change: --due DATE, --owners @a @b, or --cancel")
     core = _open(settings, translate=bool(args.owners))
     try:
-        view = meetings.change_item(core, None, args.item, due=args.due, owners=args.owners, cancel=args.cancel)
+        view = meetings.change_item(
+            core, None, args.item, due=args.due, owners=args.owners, cancel=args.cancel
+        )
     finally:
         core.close()
-    out(f"item #{view.id}: {view.status}, due {view.due_on.isoformat()}, owners {', '.join(view.owners) or '-'}")
+    out(
+        f"item #{view.id}: {view.status}, due {view.due_on.isoformat()}, owners {', '.join(view.owners) or '-'}"
+    )
     return 0
 
 

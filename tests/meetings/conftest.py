@@ -30,7 +30,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def mcore(settings: Settings, translator: TagTranslator, catalogs: Catalogs, clock: FakeClock) -> Iterator[Core]:
+def mcore(
+    settings: Settings, translator: TagTranslator, catalogs: Catalogs, clock: FakeClock
+) -> Iterator[Core]:
     """Return the core services on a fresh database and the fake clock."""
     c = Core.build(settings, translator=translator, clock=clock, catalogs=catalogs)
     yield c
@@ -44,13 +46,25 @@ class People:
     core: Core
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1001))  # type: ignore[type-arg]
 
-    def add(self, username: str, country: str | None = "VN", role: str = "officer",
-            language: str | None = None, agency: str | None = None) -> OfficerInfo:
+    def add(
+        self,
+        username: str,
+        country: str | None = "VN",
+        role: str = "officer",
+        language: str | None = None,
+        agency: str | None = None,
+    ) -> OfficerInfo:
         """Register an officer and return them."""
-        invite = vetting.create_invite(self.core, None, role=role, country=country, agency=agency,
-                                       language=language)
-        return vetting.register(self.core, telegram_id=next(self._ids), code=invite.code,
-                                display_name=username.replace("_", " ").title(), username=username)
+        invite = vetting.create_invite(
+            self.core, None, role=role, country=country, agency=agency, language=language
+        )
+        return vetting.register(
+            self.core,
+            telegram_id=next(self._ids),
+            code=invite.code,
+            display_name=username.replace("_", " ").title(),
+            username=username,
+        )
 
 
 @pytest.fixture
@@ -80,13 +94,22 @@ def team(people: People) -> Team:
     )
 
 
-def one_meeting(core: Core, actor: OfficerInfo | None, owners: tuple[str, ...], due: str | date = "30/08/2026",
-                text: str = "Draft the plan for a joint task force", case: str | None = None,
-                coordinator: str | None = None) -> meetings.RecordedMeeting:
+def one_meeting(
+    core: Core,
+    actor: OfficerInfo | None,
+    owners: tuple[str, ...],
+    due: str | date = "30/08/2026",
+    text: str = "Draft the plan for a joint task force",
+    case: str | None = None,
+    coordinator: str | None = None,
+) -> meetings.RecordedMeeting:
     """Record a meeting with one item and return it."""
     draft = meetings.MeetingDraft(
-        title="Tripartite meeting on wildlife trafficking", held_on="2026-07-30", place="Guangzhou",
-        participants="Anti-smuggling, customs, forest inspection", coordinator=coordinator,
+        title="Tripartite meeting on wildlife trafficking",
+        held_on="2026-07-30",
+        place="Guangzhou",
+        participants="Anti-smuggling, customs, forest inspection",
+        coordinator=coordinator,
         items=(meetings.ItemDraft(text=text, owners=owners, due=due, case_tag=case),),
     )
     return meetings.record_meetings(core, actor, [draft])[0]
@@ -113,8 +136,9 @@ class RecordingOutbound:
         """Not used by reminders."""
         raise AssertionError("reminders send no files")
 
-    async def edit(self, chat_id: int, message_id: int, text: str,
-                   buttons: tuple[tuple[Button, ...], ...] | None = None) -> None:
+    async def edit(
+        self, chat_id: int, message_id: int, text: str, buttons: tuple[tuple[Button, ...], ...] | None = None
+    ) -> None:
         """Not used by reminders."""
 
     async def delete(self, chat_id: int, message_id: int) -> None:

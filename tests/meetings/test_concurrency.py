@@ -27,11 +27,16 @@ def _setup(mcore: Core, people: People) -> int:
         country = ("CN", "LA", "VN")[i % 3]
         names.append(people.add(f"officer_{i}", country).username)
     items = tuple(
-        meetings.ItemDraft(f"Follow-up action {n}", tuple(f"@{names[(n * 3 + k) % OWNERS]}" for k in range(3 + n % 2)),
-                           "2026-08-30")
-        for n in range(ITEMS))
-    meetings.record_meetings(mcore, coord, [meetings.MeetingDraft("Joint review", "2026-07-30", language="en",
-                                                                  items=items)])
+        meetings.ItemDraft(
+            f"Follow-up action {n}",
+            tuple(f"@{names[(n * 3 + k) % OWNERS]}" for k in range(3 + n % 2)),
+            "2026-08-30",
+        )
+        for n in range(ITEMS)
+    )
+    meetings.record_meetings(
+        mcore, coord, [meetings.MeetingDraft("Joint review", "2026-07-30", language="en", items=items)]
+    )
     with mcore.db.session() as s:
         return int(s.execute(select(func.count()).select_from(ActionOwner)).scalar_one())
 
@@ -44,7 +49,7 @@ def _race(cores: list[Core], rounds: list[datetime], clock: FakeClock) -> list[l
         clock.set(when)
         barrier = threading.Barrier(len(cores))
 
-        def work(i: int) -> None:
+        def work(i: int, barrier: threading.Barrier = barrier) -> None:
             try:
                 barrier.wait()
                 while batch := reminders.tick(cores[i], limit=7):
@@ -81,22 +86,30 @@ def test_two_schedulers_send_each_reminder_once(mcore: Core, people: People, clo
     per_owner = Counter((o.owner_id, o.kind) for o in first + second if o.kind == "reminder")
     assert set(per_owner.values()) == {4}
     with mcore.db.session() as s:
-        dupes = s.execute(select(MeetingMessage.dedupe, func.count()).group_by(MeetingMessage.dedupe)
-                          .having(func.count() > 1)).all()
+        dupes = s.execute(
+            select(MeetingMessage.dedupe, func.count())
+            .group_by(MeetingMessage.dedupe)
+            .having(func.count() > 1)
+        ).all()
     assert dupes == []
 
 
-def test_skip_locked_claims_around_rows_another_process_holds(mcore: Core, people: People,
-                                                              clock: FakeClock) -> None:
+def test_skip_locked_claims_around_rows_another_process_holds(
+    mcore: Core, people: People, clock: FakeClock
+) -> None:
     """On PostgreSQL a tick skips owner rows another transaction has locked instead of waiting for them."""
     if mcore.db.dialect != "postgresql":
-        pytest.skip("SKIP LOCKED row claims need PostgreSQL (SQLite serializes writers instead; tested above)")
+        pytest.skip(
+            "SKIP LOCKED row claims need PostgreSQL (SQLite serializes writers instead; tested above)"
+        )
     owners = _setup(mcore, people)
     clock.set(datetime(2026, 8, 23, 3, tzinfo=UTC))  # every owner's "7 days before" is due
     reminders.tick(mcore, limit=1000)  # the assigned notices and the first reminders of everyone
     clock.set(datetime(2026, 8, 29, 3, tzinfo=UTC))
     with mcore.db.engine.connect() as holder:
-        locked = list(holder.execute(text("SELECT id FROM action_owners ORDER BY id LIMIT 10 FOR UPDATE")).scalars())
+        locked = list(
+            holder.execute(text("SELECT id FROM action_owners ORDER BY id LIMIT 10 FOR UPDATE")).scalars()
+        )
         result: list[list[reminders.Outgoing]] = []
         worker = threading.Thread(target=lambda: result.append(reminders.tick(mcore, limit=1000)))
         worker.start()

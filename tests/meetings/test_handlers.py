@@ -18,6 +18,7 @@ async def test_meeting_conversation_records_and_tells_owners(mcore: Core, team: 
     zh = mcore.catalogs.get("zh")
     coord = team.coordinator.telegram_id
     async with offline_app(mcore) as (app, request, users):
+
         async def say(text: str) -> str:
             request.clear()
             await app.process_update(users.message(coord, text, language="zh"))
@@ -35,8 +36,9 @@ async def test_meeting_conversation_records_and_tells_owners(mcore: Core, team: 
         assert await say("01/07/2026") == zh("The due date {date} is in the past.", date="2026-07-01")
         assert await say("30/08/2026") == zh(h.ASK_CASE)
         noted = await say("cn-vn-2026-0042")
-        assert noted.startswith(zh(h.ITEM_NOTED, n=1, owners="Khamla S @khamla_s, Nguyen An @nguyen_an",
-                                   due="2026年8月30日"))
+        assert noted.startswith(
+            zh(h.ITEM_NOTED, n=1, owners="Khamla S @khamla_s, Nguyen An @nguyen_an", due="2026年8月30日")
+        )
         assert noted.endswith(zh(h.ASK_ITEM, n=2))
         done = await say("/finish")
         assert done.startswith(zh(h.RECORDED, id=1, title="三方后续会议", n=1))
@@ -59,7 +61,9 @@ async def test_cancel_and_roles(mcore: Core, team: Team) -> None:
         assert request.sent(team.coordinator.telegram_id)[0].text == mcore.catalogs.get("zh")(h.CANCELLED)
         request.clear()
         await app.process_update(users.message(team.la.telegram_id, "/meeting"))
-        assert request.sent(team.la.telegram_id)[0].text == mcore.catalogs.get("lo")("You are not allowed to do that.")
+        assert request.sent(team.la.telegram_id)[0].text == mcore.catalogs.get("lo")(
+            "You are not allowed to do that."
+        )
     assert mcore.extras.get("meetings") is None  # the service stopped with the application
 
 
@@ -86,7 +90,8 @@ async def test_reminder_buttons_snooze_help_done(mcore: Core, team: Team, clock:
         request.clear()
         await app.process_update(users.press(team.vn.telegram_id, "mi:help:1"))
         assert request.sent(method="answerCallbackQuery")[0].params["text"] == vi.plain(
-            h.HELP_SENT, name="Wang Lei @wang_lei", id=1)
+            h.HELP_SENT, name="Wang Lei @wang_lei", id=1
+        )
         asked = request.sent(team.coordinator.telegram_id)
         assert len(asked) == 1 and asked[0].text.startswith("🆘 Nguyen An @nguyen_an")
         assert "协助" in asked[0].text
@@ -117,8 +122,16 @@ async def test_actions_done_and_item_commands(mcore: Core, team: Team, clock: Fa
         await app.process_update(users.message(team.vn.telegram_id, "/actions", language="vi"))
         listing = request.sent(team.vn.telegram_id)[-1].text
         assert listing.startswith(vi(h.ACTIONS_HEADER))
-        assert vi(h.ACTIONS_OVERDUE, id=1, text="[vi] Share the seizure list", due="30 tháng 8, 2026",
-                  meeting="[vi] Tripartite meeting on wildlife trafficking") in listing
+        assert (
+            vi(
+                h.ACTIONS_OVERDUE,
+                id=1,
+                text="[vi] Share the seizure list",
+                due="30 tháng 8, 2026",
+                meeting="[vi] Tripartite meeting on wildlife trafficking",
+            )
+            in listing
+        )
         request.clear()
         await app.process_update(users.message(team.coordinator.telegram_id, "/actions"))
         coord = request.sent(team.coordinator.telegram_id)[-1].text
@@ -127,7 +140,8 @@ async def test_actions_done_and_item_commands(mcore: Core, team: Team, clock: Fa
         request.clear()
         await app.process_update(users.message(team.coordinator.telegram_id, "/item 1 due 15/09/2026"))
         assert request.sent(team.coordinator.telegram_id)[0].text == zh(
-            h.ITEM_CHANGED, id=1, due="2026年9月15日", owners="Nguyen An @nguyen_an")
+            h.ITEM_CHANGED, id=1, due="2026年9月15日", owners="Nguyen An @nguyen_an"
+        )
         request.clear()
         await app.process_update(users.message(team.vn.telegram_id, "/done"))
         assert request.sent(team.vn.telegram_id)[0].text == vi(h.DONE_USAGE)

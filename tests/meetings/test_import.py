@@ -41,7 +41,12 @@ def test_documented_examples_import(mcore: Core, demo_people: People, name: str)
     assert (result.meetings, result.items) == (1, 4)
     meeting = result.recorded[0]
     assert meeting.coordinator == "Lan Coordinator @lan_coordinator"
-    assert [i.due_on.isoformat() for i in meeting.items] == ["2027-01-31", "2027-02-28", "2027-03-31", "2027-01-15"]
+    assert [i.due_on.isoformat() for i in meeting.items] == [
+        "2027-01-31",
+        "2027-02-28",
+        "2027-03-31",
+        "2027-01-15",
+    ]
     assert meeting.items[1].case_tag == "CN-VN-2026-0042"
     assert len(meeting.items[2].owners) == 3
     assert _count(mcore, MeetingMessage) == 8  # one 'assigned' notice per owner
@@ -80,7 +85,9 @@ meetings:
 """
 
 
-def test_yaml_problems_are_reported_with_their_lines(mcore: Core, demo_people: People, tmp_path: Path) -> None:
+def test_yaml_problems_are_reported_with_their_lines(
+    mcore: Core, demo_people: People, tmp_path: Path
+) -> None:
     """Every problem of the file, each with its line; nothing at all is recorded."""
     path = tmp_path / "meetings.yaml"
     path.write_text(YAML_WITH_PROBLEMS, encoding="utf-8")
@@ -101,7 +108,7 @@ def test_yaml_problems_are_reported_with_their_lines(mcore: Core, demo_people: P
 CSV_WITH_PROBLEMS = (
     "meeting,date,coordinator,item,owners,due,case,place\n"
     "Border liaison meeting,2026-11-20,@lan_coordinator,Share the seizure list,@chen_zhiqiang,31/01/2027,,Lao Cai\n"
-    "Border liaison meeting,2026-11-20,@lan_coordinator,\"Check the permits\n(two lines in one cell)\","
+    'Border liaison meeting,2026-11-20,@lan_coordinator,"Check the permits\n(two lines in one cell)",'
     "@somphone_p,2027-02-01,,Lao Cai\n"
     "\n"
     "Border liaison meeting,2026-11-20,@lan_coordinator,Meet again,@somphone_p @ghost,1 Feb 2027,BAD TAG!,Ha Khau\n"
@@ -129,9 +136,11 @@ def test_csv_problems_are_reported_with_their_lines(mcore: Core, demo_people: Pe
 def test_csv_with_semicolons_and_a_missing_column(mcore: Core, demo_people: People, tmp_path: Path) -> None:
     """Spreadsheets that save with semicolons work; a missing column is named."""
     good = tmp_path / "ok.csv"
-    good.write_text("\ufeffmeeting;date;coordinator;item;owners;due\n"
-                    "Họp giao ban;20/11/2026;@lan_coordinator;Chia sẻ danh sách tang vật;@tran_van_hung;15/01/2027\n",
-                    encoding="utf-8")
+    good.write_text(
+        "\ufeffmeeting;date;coordinator;item;owners;due\n"
+        "Họp giao ban;20/11/2026;@lan_coordinator;Chia sẻ danh sách tang vật;@tran_van_hung;15/01/2027\n",
+        encoding="utf-8",
+    )
     assert meetings_import.import_file(mcore, None, good).items == 1
     bad = tmp_path / "bad.csv"
     bad.write_text("meeting,date,item,owners\nX,2026-11-20,Y,@somphone_p\n", encoding="utf-8")
@@ -146,8 +155,13 @@ def _cli_env(monkeypatch: pytest.MonkeyPatch, mcore: Core) -> None:
     monkeypatch.setenv("LIAISON_DATA_KEY", mcore.settings.data_key.get())  # type: ignore[union-attr]
 
 
-def test_cli_import_reports_file_and_line(mcore: Core, demo_people: People, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_import_reports_file_and_line(
+    mcore: Core,
+    demo_people: People,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """`liaison meetings import` prints FILE:LINE: message for each problem and exits 2; a good file imports."""
     _cli_env(monkeypatch, mcore)
     path = tmp_path / "meetings.yaml"
@@ -155,16 +169,23 @@ def test_cli_import_reports_file_and_line(mcore: Core, demo_people: People, tmp_
     # the CLI reads the real clock: these dates lie in the past for it, so only the line numbers are checked
     assert main(["meetings", "import", str(path), "--no-translate"]) == 2
     err = capsys.readouterr().err
-    assert "nothing was imported" in err and f"{path}:10: No active officer is registered as @nobody_at_all." in err
+    assert (
+        "nothing was imported" in err
+        and f"{path}:10: No active officer is registered as @nobody_at_all." in err
+    )
     # the CLI runs on the real clock: a file whose dates follow today's
     today = date.today()
     example = tmp_path / "followup.yaml"
-    example.write_text((EXAMPLES / "guangzhou-followup.yaml").read_text(encoding="utf-8")
-                       .replace("2026-11-20", (today - timedelta(days=3)).isoformat())
-                       .replace("2027-01-31", (today + timedelta(days=60)).isoformat())
-                       .replace("28/02/2027", (today + timedelta(days=90)).strftime("%d/%m/%Y"))
-                       .replace("31 Mar 2027", (today + timedelta(days=120)).strftime("%d %b %Y"))
-                       .replace("2027/1/15", (today + timedelta(days=45)).strftime("%Y/%m/%d")), encoding="utf-8")
+    example.write_text(
+        (EXAMPLES / "guangzhou-followup.yaml")
+        .read_text(encoding="utf-8")
+        .replace("2026-11-20", (today - timedelta(days=3)).isoformat())
+        .replace("2027-01-31", (today + timedelta(days=60)).isoformat())
+        .replace("28/02/2027", (today + timedelta(days=90)).strftime("%d/%m/%Y"))
+        .replace("31 Mar 2027", (today + timedelta(days=120)).strftime("%d %b %Y"))
+        .replace("2027/1/15", (today + timedelta(days=45)).strftime("%Y/%m/%d")),
+        encoding="utf-8",
+    )
     assert main(["meetings", "import", str(example), "--dry-run"]) == 0
     assert "OK, 1 meeting(s) with 4 action item(s) would be recorded" in capsys.readouterr().out
     assert main(["meetings", "import", str(example), "--no-translate"]) == 0

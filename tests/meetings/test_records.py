@@ -21,12 +21,35 @@ from tests.support.translators import TagTranslator
 D = date(2026, 8, 30)
 
 
-@pytest.mark.parametrize("text", [
-    "2026-08-30", "30/08/2026", "30.08.2026", "30-08-2026", "2026/8/30", "2026.8.30", "2026/08/30", "30/8/26",
-    "30 Aug 2026", "30 August 2026", "Aug 30, 2026", "August 30 2026", "30-Aug-2026", "30 aug. 2026",
-    "2026年8月30日", "2026 年 8 月 30 日", "30 tháng 8 năm 2026", "ngày 30 tháng 8 năm 2026", "30 thang 8 2026",
-    "30 ສິງຫາ 2026", "30 ສ.ຫ. 2026", "３０/０８/２０２６", " 30/08/2026. ", "08/30/2026",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-08-30",
+        "30/08/2026",
+        "30.08.2026",
+        "30-08-2026",
+        "2026/8/30",
+        "2026.8.30",
+        "2026/08/30",
+        "30/8/26",
+        "30 Aug 2026",
+        "30 August 2026",
+        "Aug 30, 2026",
+        "August 30 2026",
+        "30-Aug-2026",
+        "30 aug. 2026",
+        "2026年8月30日",
+        "2026 年 8 月 30 日",
+        "30 tháng 8 năm 2026",
+        "ngày 30 tháng 8 năm 2026",
+        "30 thang 8 2026",
+        "30 ສິງຫາ 2026",
+        "30 ສ.ຫ. 2026",
+        "３０/０８/２０２６",
+        " 30/08/2026. ",
+        "08/30/2026",
+    ],
+)
 def test_dates_as_officers_type_them(text: str) -> None:
     """ISO, day-first with / . -, month names (English, Lao), Chinese and Vietnamese forms, full-width digits."""
     assert meetings.parse_date(text) == D
@@ -44,10 +67,17 @@ def test_ambiguous_dates_are_day_first_and_nonsense_is_refused(catalogs) -> None
     assert "31/02/2026" in vi and vi.startswith("Không đọc được ngày")
 
 
-def _draft(owners: tuple[str, ...] = ("@chen_jing",), due: str = "30/08/2026", text: str = "Share seizure data",
-           title: str = "Joint meeting", held_on: str = "2026-07-30", case: str | None = None) -> meetings.MeetingDraft:
-    return meetings.MeetingDraft(title=title, held_on=held_on, language="en",
-                                 items=(meetings.ItemDraft(text, owners, due, case),))
+def _draft(
+    owners: tuple[str, ...] = ("@chen_jing",),
+    due: str = "30/08/2026",
+    text: str = "Share seizure data",
+    title: str = "Joint meeting",
+    held_on: str = "2026-07-30",
+    case: str | None = None,
+) -> meetings.MeetingDraft:
+    return meetings.MeetingDraft(
+        title=title, held_on=held_on, language="en", items=(meetings.ItemDraft(text, owners, due, case),)
+    )
 
 
 def test_bad_input_is_refused_with_localized_answers(mcore: Core, team: Team, people: People) -> None:
@@ -79,37 +109,78 @@ def test_bad_input_is_refused_with_localized_answers(mcore: Core, team: Team, pe
         assert s.execute(select(AuditEvent).where(AuditEvent.kind.startswith("meeting."))).first() is None
 
 
-def test_texts_translated_once_per_language_and_encrypted(mcore: Core, team: Team, translator: TagTranslator) -> None:
+def test_texts_translated_once_per_language_and_encrypted(
+    mcore: Core, team: Team, translator: TagTranslator
+) -> None:
     """Title and each item are translated in ONE call each, into every owner's and the coordinator's language."""
     translator.calls.clear()
-    rec = meetings.record_meetings(mcore, team.coordinator, [meetings.MeetingDraft(
-        "Guangzhou follow-up", "2026-07-30", language="en", items=(
-            meetings.ItemDraft("Draft the task force plan", ("@chen_jing", "@khamla_s", "@nguyen_an"), "2026-09-30"),
-            meetings.ItemDraft("Share permit formats", ("@khamla_s", "@chen_jing"), "2026-10-15")))])[0]
-    assert [c[0] for c in translator.calls] == ["Guangzhou follow-up", "Draft the task force plan",
-                                                "Share permit formats"]
+    rec = meetings.record_meetings(
+        mcore,
+        team.coordinator,
+        [
+            meetings.MeetingDraft(
+                "Guangzhou follow-up",
+                "2026-07-30",
+                language="en",
+                items=(
+                    meetings.ItemDraft(
+                        "Draft the task force plan", ("@chen_jing", "@khamla_s", "@nguyen_an"), "2026-09-30"
+                    ),
+                    meetings.ItemDraft("Share permit formats", ("@khamla_s", "@chen_jing"), "2026-10-15"),
+                ),
+            )
+        ],
+    )[0]
+    assert [c[0] for c in translator.calls] == [
+        "Guangzhou follow-up",
+        "Draft the task force plan",
+        "Share permit formats",
+    ]
     assert {c[2] for c in translator.calls} == {("en", "lo", "vi", "zh")}
     la_view = meetings.open_items(mcore, team.la)
     assert [v.text for v in la_view] == ["[lo] Draft the task force plan", "[lo] Share permit formats"]
-    assert la_view[0].meeting_title == "[lo] Guangzhou follow-up" and la_view[0].owners[0] == "Chen Jing @chen_jing"
+    assert (
+        la_view[0].meeting_title == "[lo] Guangzhou follow-up"
+        and la_view[0].owners[0] == "Chen Jing @chen_jing"
+    )
     # the assigned notices are queued for the next tick, one per owner
     with mcore.db.session() as s:
         kinds = s.execute(select(MeetingMessage.kind, MeetingMessage.status)).all()
     assert sorted(kinds) == [("assigned", "pending")] * 5
     with mcore.db.session() as s:
-        created = [json.loads(d) for d in s.execute(
-            select(AuditEvent.data).where(AuditEvent.kind == "meeting.item.created")).scalars()]
-    assert [c["text_sha256"] for c in created] == [reminders.audit.body_hash("Draft the task force plan"),
-                                                   reminders.audit.body_hash("Share permit formats")]
+        created = [
+            json.loads(d)
+            for d in s.execute(
+                select(AuditEvent.data).where(AuditEvent.kind == "meeting.item.created")
+            ).scalars()
+        ]
+    assert [c["text_sha256"] for c in created] == [
+        reminders.audit.body_hash("Draft the task force plan"),
+        reminders.audit.body_hash("Share permit formats"),
+    ]
     assert rec.items[0].owners == ("Chen Jing @chen_jing", "Khamla S @khamla_s", "Nguyen An @nguyen_an")
 
 
-def test_source_language_is_detected_when_not_given(mcore: Core, team: Team, translator: TagTranslator) -> None:
+def test_source_language_is_detected_when_not_given(
+    mcore: Core, team: Team, translator: TagTranslator
+) -> None:
     """A coordinator who types Vietnamese gets Vietnamese as the source, whatever their interface language."""
     translator.calls.clear()
-    meetings.record_meetings(mcore, team.coordinator, [meetings.MeetingDraft(
-        "Họp giao ban biên giới", "2026-07-30",
-        items=(meetings.ItemDraft("Chia sẻ danh sách các vụ bắt giữ gần đây", ("@khamla_s",), "2026-09-30"),))])
+    meetings.record_meetings(
+        mcore,
+        team.coordinator,
+        [
+            meetings.MeetingDraft(
+                "Họp giao ban biên giới",
+                "2026-07-30",
+                items=(
+                    meetings.ItemDraft(
+                        "Chia sẻ danh sách các vụ bắt giữ gần đây", ("@khamla_s",), "2026-09-30"
+                    ),
+                ),
+            )
+        ],
+    )
     assert {c[1] for c in translator.calls} == {"vi"}
 
 
@@ -118,7 +189,9 @@ def test_change_due_date_owners_and_cancel(mcore: Core, team: Team, clock: FakeC
     item_id = one_meeting(mcore, team.coordinator, ("@khamla_s",)).items[0].id
     with pytest.raises(NotAllowed):
         meetings.change_item(mcore, team.la, item_id, due="30/09/2026")
-    view = meetings.change_item(mcore, team.coordinator, item_id, due="30/09/2026", owners=["@nguyen_an @khamla_s"])
+    view = meetings.change_item(
+        mcore, team.coordinator, item_id, due="30/09/2026", owners=["@nguyen_an @khamla_s"]
+    )
     assert view.due_on == date(2026, 9, 30) and view.owners == ("Khamla S @khamla_s", "Nguyen An @nguyen_an")
     with mcore.db.session() as s:
         nexts = set(s.execute(select(ActionOwner.next_remind_at)).scalars())
@@ -129,9 +202,15 @@ def test_change_due_date_owners_and_cancel(mcore: Core, team: Team, clock: FakeC
     assert meetings.item_view(mcore, None, item_id).status == "cancelled"
     assert meetings.open_items(mcore, team.vn) == []
     with mcore.db.session() as s:
-        changed = s.execute(select(AuditEvent.data).where(AuditEvent.kind == "meeting.item.changed")).scalars().all()
-    assert len(changed) == 3 and json.loads(changed[0])["changes"]["due_on"] == {"from": "2026-08-30",
-                                                                                 "to": "2026-09-30"}
+        changed = (
+            s.execute(select(AuditEvent.data).where(AuditEvent.kind == "meeting.item.changed"))
+            .scalars()
+            .all()
+        )
+    assert len(changed) == 3 and json.loads(changed[0])["changes"]["due_on"] == {
+        "from": "2026-08-30",
+        "to": "2026-09-30",
+    }
 
 
 def test_per_officer_time_zone_override(mcore: Core, team: Team) -> None:
@@ -146,7 +225,9 @@ def test_per_officer_time_zone_override(mcore: Core, team: Team) -> None:
 
     def next_at() -> datetime:
         with mcore.db.session() as s:
-            return s.execute(select(ActionOwner.next_remind_at).where(ActionOwner.item_id == item_id)).scalar_one()
+            return s.execute(
+                select(ActionOwner.next_remind_at).where(ActionOwner.item_id == item_id)
+            ).scalar_one()
 
     assert next_at() == datetime(2026, 8, 23, 0, tzinfo=UTC)  # 09:00 UTC+9
     assert meetings.set_timezone(mcore, None, "@khamla_s", "-").timezone == "Asia/Vientiane"

@@ -28,8 +28,11 @@ def utc(*args: int) -> datetime:
 
 def _events(core: Core, prefix: str = "meeting.") -> list[AuditEvent]:
     with core.db.session() as s:
-        return list(s.execute(select(AuditEvent).where(AuditEvent.kind.startswith(prefix))
-                              .order_by(AuditEvent.seq)).scalars())
+        return list(
+            s.execute(
+                select(AuditEvent).where(AuditEvent.kind.startswith(prefix)).order_by(AuditEvent.seq)
+            ).scalars()
+        )
 
 
 async def _run(core: Core, outbound: RecordingOutbound) -> reminders.DeliveryReport:
@@ -48,8 +51,14 @@ def test_schedule_slots_in_utc_plus_7_and_plus_8() -> None:
         for _ in range(6):
             at = sched.next_reminder(DUE, tz, 9, at)
             seen.append(at)
-        assert seen == [utc(2026, 8, 23, hour_utc), utc(2026, 8, 29, hour_utc), utc(2026, 8, 30, hour_utc),
-                        utc(2026, 9, 2, hour_utc), utc(2026, 9, 5, hour_utc), utc(2026, 9, 8, hour_utc)], tz
+        assert seen == [
+            utc(2026, 8, 23, hour_utc),
+            utc(2026, 8, 29, hour_utc),
+            utc(2026, 8, 30, hour_utc),
+            utc(2026, 9, 2, hour_utc),
+            utc(2026, 9, 5, hour_utc),
+            utc(2026, 9, 8, hour_utc),
+        ], tz
     # an item assigned two days before it is due starts at "1 day before"
     assert sched.next_reminder(DUE, "Asia/Shanghai", 9, utc(2026, 8, 28, 3)) == utc(2026, 8, 29, 1)
     # a per-officer override (Bangkok is UTC+7 too, Tokyo UTC+9) and another reminder hour
@@ -60,12 +69,17 @@ def test_schedule_slots_in_utc_plus_7_and_plus_8() -> None:
     assert reminders.last_digest_slot("Asia/Vientiane", 9, utc(2026, 8, 10, 2)) == utc(2026, 8, 10, 2)
 
 
-async def test_reminders_follow_each_owners_time_zone(mcore: Core, team: Team, outbound: RecordingOutbound,
-                                                      clock: FakeClock) -> None:
+async def test_reminders_follow_each_owners_time_zone(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
     """Walking the clock hour by hour, each owner is reminded at 09:00 in their own time zone."""
     one_meeting(mcore, team.coordinator, ("@chen_jing", "@khamla_s", "@nguyen_an"))
     await _run(mcore, outbound)  # the 'assigned' notices
-    assert {m.chat_id for m in outbound.sent} == {team.cn.telegram_id, team.la.telegram_id, team.vn.telegram_id}
+    assert {m.chat_id for m in outbound.sent} == {
+        team.cn.telegram_id,
+        team.la.telegram_id,
+        team.vn.telegram_id,
+    }
     outbound.clear()
     seen: dict[int, list[datetime]] = {}
     clock.set(utc(2026, 8, 22, 0))
@@ -76,7 +90,13 @@ async def test_reminders_follow_each_owners_time_zone(mcore: Core, team: Team, o
             if m.chat_id != team.coordinator.telegram_id:
                 seen.setdefault(m.chat_id, []).append(clock.now())
         clock.advance(timedelta(hours=1))
-    cn = [utc(2026, 8, 23, 1), utc(2026, 8, 29, 1), utc(2026, 8, 30, 1), utc(2026, 9, 2, 1), utc(2026, 9, 5, 1)]
+    cn = [
+        utc(2026, 8, 23, 1),
+        utc(2026, 8, 29, 1),
+        utc(2026, 8, 30, 1),
+        utc(2026, 9, 2, 1),
+        utc(2026, 9, 5, 1),
+    ]
     plus7 = [t + timedelta(hours=1) for t in cn]
     assert seen[team.cn.telegram_id] == cn
     assert seen[team.la.telegram_id] == plus7
@@ -92,12 +112,16 @@ async def test_reminders_follow_each_owners_time_zone(mcore: Core, team: Team, o
     assert "quá hạn" in vn[3] and "3 ngày" in vn[3]
     zh = _reminders_to(outbound, team.cn.telegram_id)
     assert "2026年8月30日" in zh[0] and "[zh] Draft the plan" in zh[0]
-    assert all(m.buttons and [b.data for b in m.buttons[0]] == ["mi:done:1", "mi:snz:1", "mi:help:1"]
-               for m in outbound.sent if m.chat_id == team.la.telegram_id)
+    assert all(
+        m.buttons and [b.data for b in m.buttons[0]] == ["mi:done:1", "mi:snz:1", "mi:help:1"]
+        for m in outbound.sent
+        if m.chat_id == team.la.telegram_id
+    )
 
 
-async def test_catch_up_after_downtime_sends_one_reminder(mcore: Core, team: Team, outbound: RecordingOutbound,
-                                                          clock: FakeClock) -> None:
+async def test_catch_up_after_downtime_sends_one_reminder(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
     """Down across three slots, the bot sends ONE reminder at start (the latest state), then the schedule."""
     one_meeting(mcore, team.coordinator, ("@khamla_s",))
     await _run(mcore, outbound)
@@ -120,8 +144,9 @@ async def test_catch_up_after_downtime_sends_one_reminder(mcore: Core, team: Tea
         restarted.close()
 
 
-async def test_snooze_holds_reminders_for_a_day(mcore: Core, team: Team, outbound: RecordingOutbound,
-                                                clock: FakeClock) -> None:
+async def test_snooze_holds_reminders_for_a_day(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
     """Snooze: nothing for 24 hours, then one reminder, then the normal schedule."""
     rec = one_meeting(mcore, team.coordinator, ("@chen_jing",))
     item_id = rec.items[0].id
@@ -147,8 +172,9 @@ async def test_snooze_holds_reminders_for_a_day(mcore: Core, team: Team, outboun
     assert snoozed == [{"item_id": item_id, "owner_id": 1, "until": "2026-08-24T01:05:00.000000Z"}]
 
 
-async def test_done_stops_reminders_and_tells_the_coordinator(mcore: Core, team: Team,
-                                                              outbound: RecordingOutbound, clock: FakeClock) -> None:
+async def test_done_stops_reminders_and_tells_the_coordinator(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
     """Once an owner marks an item done, nobody is reminded and the coordinator hears of it once."""
     rec = one_meeting(mcore, team.coordinator, ("@chen_jing", "@khamla_s"), case="CN-LA-2026-0007")
     item_id = rec.items[0].id
@@ -172,8 +198,9 @@ async def test_done_stops_reminders_and_tells_the_coordinator(mcore: Core, team:
     assert completed[0].actor_id == team.la.id
 
 
-async def test_overdue_items_are_escalated_to_the_coordinator(mcore: Core, team: Team,
-                                                              outbound: RecordingOutbound, clock: FakeClock) -> None:
+async def test_overdue_items_are_escalated_to_the_coordinator(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
     """The day after the due date, then weekly, the coordinator is told, in their language (Chinese)."""
     one_meeting(mcore, team.coordinator, ("@khamla_s", "@nguyen_an"))
     clock.set(utc(2026, 8, 31, 0, 59))
@@ -184,7 +211,9 @@ async def test_overdue_items_are_escalated_to_the_coordinator(mcore: Core, team:
         await _run(mcore, outbound)
     escalations = [m.text for m in outbound.to(team.coordinator.telegram_id) if "⚠️" in m.text]
     assert len(escalations) == 1
-    assert "2026年8月30日" in escalations[0] and "@khamla_s" in escalations[0] and "@nguyen_an" in escalations[0]
+    assert (
+        "2026年8月30日" in escalations[0] and "@khamla_s" in escalations[0] and "@nguyen_an" in escalations[0]
+    )
     assert "逾期" in escalations[0]
     clock.set(utc(2026, 9, 7, 1))
     await _run(mcore, outbound)
@@ -192,17 +221,31 @@ async def test_overdue_items_are_escalated_to_the_coordinator(mcore: Core, team:
     assert len(_events(mcore, "meeting.item.escalated")) == 2
 
 
-async def test_weekly_digest_for_coordinators(mcore: Core, team: Team, people, outbound: RecordingOutbound,  # type: ignore[no-untyped-def]
-                                              clock: FakeClock) -> None:
+async def test_weekly_digest_for_coordinators(
+    mcore: Core,
+    team: Team,
+    people,
+    outbound: RecordingOutbound,  # type: ignore[no-untyped-def]
+    clock: FakeClock,
+) -> None:
     """Monday 09:00 in the coordinator's zone: open, overdue and completed per meeting, once a week."""
     lao_coord = people.add("souk_p", "LA", "coordinator")
-    d1 = meetings.MeetingDraft(title="Tripartite meeting", held_on="2026-07-30", language="en", items=(
-        meetings.ItemDraft("Set up the provincial channel", ("@khamla_s",), "2026-08-05"),
-        meetings.ItemDraft("Share the seizure list", ("@nguyen_an",), "2026-08-20"),
-        meetings.ItemDraft("Draft the task force plan", ("@chen_jing",), "2026-09-30"),
-    ))
-    d2 = meetings.MeetingDraft(title="Border post follow-up", held_on="2026-07-31", language="en", items=(
-        meetings.ItemDraft("Check the permits", ("@khamla_s",), "2026-09-01"),))
+    d1 = meetings.MeetingDraft(
+        title="Tripartite meeting",
+        held_on="2026-07-30",
+        language="en",
+        items=(
+            meetings.ItemDraft("Set up the provincial channel", ("@khamla_s",), "2026-08-05"),
+            meetings.ItemDraft("Share the seizure list", ("@nguyen_an",), "2026-08-20"),
+            meetings.ItemDraft("Draft the task force plan", ("@chen_jing",), "2026-09-30"),
+        ),
+    )
+    d2 = meetings.MeetingDraft(
+        title="Border post follow-up",
+        held_on="2026-07-31",
+        language="en",
+        items=(meetings.ItemDraft("Check the permits", ("@khamla_s",), "2026-09-01"),),
+    )
     first, second = meetings.record_meetings(mcore, lao_coord, [d1, d2])
     meetings.complete(mcore, team.vn, first.items[1].id)
     await _run(mcore, outbound)
@@ -234,9 +277,9 @@ async def test_weekly_digest_for_coordinators(mcore: Core, team: Team, people, o
     assert second.id and len(_events(mcore, "meeting.digest.sent")) == 3
 
 
-async def test_revoked_owner_stops_receiving_and_coordinator_is_told(mcore: Core, team: Team,
-                                                                     outbound: RecordingOutbound,
-                                                                     clock: FakeClock) -> None:
+async def test_revoked_owner_stops_receiving_and_coordinator_is_told(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
     """A revoked owner gets nothing more; the coordinator learns who is left, then that nobody is."""
     rec = one_meeting(mcore, team.coordinator, ("@khamla_s", "@nguyen_an"))
     item_id = rec.items[0].id
@@ -255,8 +298,12 @@ async def test_revoked_owner_stops_receiving_and_coordinator_is_told(mcore: Core
     to_coord = [m.text for m in outbound.to(team.coordinator.telegram_id) if "📊" not in m.text]
     assert len(to_coord) == 2 and "/item 1 owners" in to_coord[1]
     zh = mcore.catalogs.get("zh")
-    assert to_coord[1] == zh(reminders.NO_OWNER, id=item_id, meeting="[zh] Tripartite meeting on wildlife "
-                                                                       "trafficking", name="Nguyen An @nguyen_an")
+    assert to_coord[1] == zh(
+        reminders.NO_OWNER,
+        id=item_id,
+        meeting="[zh] Tripartite meeting on wildlife trafficking",
+        name="Nguyen An @nguyen_an",
+    )
     with mcore.db.session() as s:
         states = set(s.execute(select(ActionOwner.state)).scalars())
     assert states == {OwnerState.INACTIVE}
@@ -266,17 +313,20 @@ async def test_revoked_owner_stops_receiving_and_coordinator_is_told(mcore: Core
     assert "📋" in outbound.to(team.cn.telegram_id)[-1].text
 
 
-async def test_blocked_owner_and_retry_after_rate_limit(mcore: Core, team: Team, outbound: RecordingOutbound,
-                                                        clock: FakeClock) -> None:
+async def test_blocked_owner_and_retry_after_rate_limit(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
     """403 stops the owner's reminders and tells the coordinator; 429 releases the claim, sent once later."""
     one_meeting(mcore, team.coordinator, ("@khamla_s", "@nguyen_an"))
     outbound.failures[team.la.telegram_id] = [SendError("blocked", "Forbidden: bot was blocked by the user")]
-    outbound.failures[team.vn.telegram_id] = [SendError("retry", "rate limited (429)", retry_after=30),
-                                              SendError("retry", "unused")]
+    outbound.failures[team.vn.telegram_id] = [
+        SendError("retry", "rate limited (429)", retry_after=30),
+        SendError("retry", "unused"),
+    ]
     report = await _run(mcore, outbound)
     assert (report.blocked, report.released) == (1, 1)
     outbound.failures.pop(team.vn.telegram_id)
-    await _run(mcore, outbound)   # not before retry_after
+    await _run(mcore, outbound)  # not before retry_after
     assert outbound.to(team.vn.telegram_id) == []
     clock.advance(timedelta(seconds=30))
     await _run(mcore, outbound)
@@ -291,8 +341,9 @@ async def test_blocked_owner_and_retry_after_rate_limit(mcore: Core, team: Team,
     assert len(outbound.to(team.vn.telegram_id)) == 2
 
 
-async def test_a_claim_of_a_dead_process_is_never_resent(mcore: Core, team: Team, outbound: RecordingOutbound,
-                                                         clock: FakeClock) -> None:
+async def test_a_claim_of_a_dead_process_is_never_resent(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
     """A process that claimed and died may or may not have sent: the claim expires, nothing is resent."""
     one_meeting(mcore, team.coordinator, ("@khamla_s",))
     claimed = reminders.tick(mcore)
@@ -304,8 +355,9 @@ async def test_a_claim_of_a_dead_process_is_never_resent(mcore: Core, team: Team
         assert s.execute(select(MeetingMessage.status)).scalar_one() == "unknown"
 
 
-async def test_reminders_are_audited_and_texts_encrypted(mcore: Core, team: Team, outbound: RecordingOutbound,
-                                                         clock: FakeClock) -> None:
+async def test_reminders_are_audited_and_texts_encrypted(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
     """Each sent reminder is an audit event (body by hash); no item text is stored in clear."""
     secret = "Intercept the shipment of pangolin scales at Mong Cai"
     one_meeting(mcore, team.coordinator, ("@nguyen_an",), text=secret, case="CN-VN-2026-0042")
@@ -331,3 +383,21 @@ async def test_reminders_are_audited_and_texts_encrypted(mcore: Core, team: Team
                 assert not any(isinstance(v, str) and "pangolin" in v for v in row)
     finally:
         raw.close()
+
+
+async def test_a_message_that_keeps_hitting_429_is_given_up(
+    mcore: Core, team: Team, outbound: RecordingOutbound, clock: FakeClock
+) -> None:
+    """Only the message that was tried counts attempts; after MAX_ATTEMPTS it fails, the others go out once."""
+    one_meeting(mcore, team.coordinator, ("@khamla_s", "@nguyen_an"))
+    outbound.failures[team.la.telegram_id] = [SendError("retry", "Too Many Requests", retry_after=5)]
+    for _ in range(reminders.MAX_ATTEMPTS + 2):
+        await _run(mcore, outbound)
+        clock.advance(timedelta(seconds=5))
+    assert len(outbound.to(team.vn.telegram_id)) == 1 and outbound.to(team.la.telegram_id) == []
+    with mcore.db.session() as s:
+        rows = dict(s.execute(select(MeetingMessage.officer_id, MeetingMessage.status)).all())
+        attempts = s.execute(
+            select(MeetingMessage.attempts).where(MeetingMessage.officer_id == team.la.id)
+        ).scalar()
+    assert rows == {team.la.id: "failed", team.vn.id: "sent"} and attempts == reminders.MAX_ATTEMPTS
