@@ -127,6 +127,7 @@ async def test_bad_requests_are_refused_with_a_reason(sandbox: Sandbox, http: ai
         assert resp.status == 502 and "no bot message 9999" in (await resp.json())["error"]
     async with http.get(sandbox.url) as resp:
         page = await resp.text()
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
     assert "<main id=\"panes\"" in page and "http" not in page.split("<body>")[0].replace("http-equiv", "")
 
 
