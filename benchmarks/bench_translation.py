@@ -243,11 +243,14 @@ def child_speed(workdir: Path, kind: str, runs: int) -> dict[str, Any]:
         run_engine([message], targets)
     def measure(calls: Any, items: list[str], langs: list[str]) -> dict[str, float]:
         raw, engine, own = [], [], []
-        for _ in range(runs):  # interleaved, so a burst of other work on the machine hits both
-            raw.append(run_raw(calls))
+        for i in range(runs):  # interleaved, in alternating order, so bursts of other work hit both alike
+            if i % 2:
+                raw.append(run_raw(calls))
             elapsed, inside = run_engine(items, langs)
             engine.append(elapsed)
             own.append(elapsed - inside)
+            if not i % 2:
+                raw.append(run_raw(calls))
         return {
             "raw": statistics.median(raw),
             "engine": statistics.median(engine),
