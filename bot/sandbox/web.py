@@ -7,7 +7,9 @@ whether the emulator runs in this process or elsewhere, see `liaison sandbox --e
 - `GET /api/state`: the panes, every message of each pane's chat, and the translation status;
 - `GET /api/events`: server-sent events, proxied from the emulator's `GET /control/events`
   (first `hello` once the emulator stream is live, then `update` events: message, toast, panes);
-- `POST /api/panes/{user_id}/send` `{"text"}`: write as that officer;
+- `POST /api/panes/{user_id}/send` `{"text", "reply_to"?}`: write as that officer (optionally as a reply);
+- `POST /api/panes/{user_id}/upload` (multipart `file`, `caption`?, `reply_to`?; header `X-Sandbox: 1`):
+  send a photo or a document as that officer;
 - `POST /api/panes/{user_id}/press` `{"message_id", "data"}`: press an inline button as that officer;
 - `GET /api/files/{file_id}`: download a document the bot sent (an audit export, ...).
 
@@ -17,13 +19,14 @@ POSTs must be JSON, so a page from another origin cannot drive them without a CO
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp import web
@@ -38,6 +41,7 @@ _LANGS = ("zh", "lo", "vi", "en")
 _LANG_NAMES = {"zh": "Chinese", "lo": "Lao", "vi": "Vietnamese", "en": "English"}
 _MESSAGE_EVENTS = ("bot_message", "bot_edit", "bot_delete", "user_message", "user_edit")
 _MAX_TEXT = 4096
+_MAX_UPLOAD = 20 * 1024 * 1024  # what a bot can download from Telegram
 
 
 class EmulatorUnavailable(RuntimeError):
@@ -141,9 +145,24 @@ class EmulatorLink:
         """Return the whole conversation of a chat, oldest first."""
         return list(await self.call("GET", f"/chats/{chat_id}/messages", params={"include_user": "1"}))
 
-    async def send_text(self, user_id: int, text: str) -> dict[str, Any]:
-        """Send a text as the user; return the stored message."""
-        return dict(await self.call("POST", f"/users/{user_id}/text", {"text": text}))
+    async def send_text(self, user_id: int, text: str, reply_to: int | None = None) -> dict[str, Any]:
+        """Send a text as the user (optionally as a Telegram reply); return the stored message."""
+        body: dict[str, Any] = {"text": text}
+        if reply_to is not None:
+            body["reply_to"] = reply_to
+        return dict(await self.call("POST", f"/users/{user_id}/text", body))
+
+    async def send_file(self, user_id: int, kind: str, data: bytes, file_name: str, mime_type: str,
+                        caption: str | None, reply_to: int | None = None) -> dict[str, Any]:
+        """Send a photo or a document as the user; return the stored message."""
+        # JSON with base64 keeps non-ASCII file names intact (multipart clients percent-encode them).
+        body: dict[str, Any] = {"data_base64": base64.b64encode(data).decode("ascii"), "file_name": file_name,
+                                "mime_type": mime_type}
+        if caption:
+            body["caption"] = caption
+        if reply_to is not None:
+            body["reply_to"] = reply_to
+        return dict(await self.call("POST", f"/users/{user_id}/{kind}", body))
 
     async def press(self, user_id: int, message_id: int, data: str) -> str:
         """Press an inline button as the user; return the callback query id."""
@@ -202,7 +221,7 @@ class SandboxWeb:
 
     def app(self) -> web.Application:
         """Return the aiohttp application serving the page."""
-        app = web.Application(middlewares=[_errors])
+        app = web.Application(middlewares=[_errors], client_max_size=_MAX_UPLOAD)
         app.on_response_prepare.append(_security_headers)
         app.router.add_get("/", self.index)
         app.router.add_static("/static/", STATIC_DIR, show_index=False)
@@ -210,6 +229,7 @@ class SandboxWeb:
         app.router.add_get("/api/events", self.events)
         app.router.add_post("/api/panes/{user_id}/send", self.send)
         app.router.add_post("/api/panes/{user_id}/press", self.press)
+        app.router.add_post("/api/panes/{user_id}/upload", self.upload)
         app.router.add_get("/api/files/{file_id}", self.download)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -261,7 +281,29 @@ class SandboxWeb:
             raise _bad("the message is empty")
         if len(text) > _MAX_TEXT:
             raise _bad("the message is longer than Telegram's 4096 characters")
-        record = await self.link.send_text(pane.id, text)
+        record = await self.link.send_text(pane.id, text, _reply_to(body.get("reply_to")))
+        return web.json_response({"ok": True, "message": render_message(record, pane.lang)}, dumps=_dumps)
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """Send a file as the pane's officer: images as photos, anything else as a document."""
+        pane = await self._user(request)
+        if request.headers.get("X-Sandbox") != "1":
+            # A form post from another origin could not set this header without a CORS preflight.
+            raise web.HTTPForbidden(text=_dumps({"error": "missing X-Sandbox header"}),
+                                    content_type="application/json")
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            raise _bad("no file")
+        data = upload.file.read()
+        if not data:
+            raise _bad("the file is empty")
+        mime = upload.content_type or "application/octet-stream"
+        kind = "photo" if mime in ("image/jpeg", "image/png") else "document"
+        caption = str(form.get("caption") or "").strip() or None
+        name = unquote(upload.filename or "") or "file"  # browsers send UTF-8, other clients %-encode
+        record = await self.link.send_file(pane.id, kind, data, name, mime, caption,
+                                           _reply_to(form.get("reply_to")))
         return web.json_response({"ok": True, "message": render_message(record, pane.lang)}, dumps=_dumps)
 
     async def press(self, request: web.Request) -> web.Response:
@@ -364,6 +406,16 @@ def users_as_panes(link: EmulatorLink) -> PaneSource:
 def _dumps(value: Any) -> str:
     """Return compact JSON that keeps non-ASCII text readable."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _reply_to(value: Any) -> int | None:
+    """Return the message id a text answers (Telegram's reply), or None."""
+    if value in (None, ""):
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        raise _bad("reply_to must be a message id") from None
 
 
 def _bad(reason: str) -> web.HTTPBadRequest:

@@ -30,6 +30,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHINESE = "我们在凭祥查获了三百公斤穿山甲鳞片，请越方核查收货人。"
+ANSWER = "Đã nhận, chúng tôi đang kiểm tra người nhận ở Lạng Sơn."
 WAIT = 20
 
 
@@ -105,6 +106,16 @@ def _type(driver: Any, pane: str, text: str) -> None:
     box.send_keys(Keys.ENTER)
 
 
+def _attach(browser: Any, pane: str, name: str, data: bytes) -> None:
+    """Send a file from a pane through its file picker."""
+    from selenium.webdriver.common.by import By
+
+    path = browser.downloads.parent / "uploads" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    browser.find_element(By.CSS_SELECTOR, f"#pane-{pane} .file-input").send_keys(str(path))
+
+
 def _area_handles(module: str) -> bool:
     """Tell whether an area's handler module registers handlers in this build."""
     import importlib
@@ -141,6 +152,10 @@ def test_trainer_drives_the_page(tmp_path: Path, browser: Any) -> None:
         wait.until(lambda d: len(_texts(d, "coordinator")) > before
                    and "English" in _texts(d, "coordinator")[-1])
 
+        # The Lao officer sends a report through the pane's file picker.
+        _attach(browser, "lo-officer", "ລາຍງານ.txt", "ລາຍງານ ການກວດ\n".encode())
+        wait.until(lambda d: d.find_elements(By.XPATH, "//*[@id='pane-lo-officer']//li[contains(@class,'me')]"
+                                                       "//a[@download='ລາຍງານ.txt']"))
         # Download a document the bot sent: the auditor's export when the audit area has /export.
         downloaded_from = _download(browser, wait, sandbox)
 
@@ -155,6 +170,16 @@ def test_trainer_drives_the_page(tmp_path: Path, browser: Any) -> None:
             assert "[vi] " + CHINESE in vi  # translated for the Vietnamese officer, original quoted
             quote = browser.find_elements(By.CSS_SELECTOR, "#pane-vi-officer blockquote")
             assert quote and quote[-1].get_attribute("lang") == "zh"
+            # The Vietnamese officer answers with Telegram's reply; the Chinese officer gets it as a reply.
+            relayed = browser.find_elements(By.XPATH, "//*[@id='pane-vi-officer']//li[contains(@class,'msg')]"
+                                                      f"[.//div[contains(.,'{CHINESE}')]]")[-1]
+            relayed.find_element(By.CSS_SELECTOR, ".reply").click()
+            assert "Reply to:" in browser.find_element(By.CSS_SELECTOR, "#pane-vi-officer .replying").text
+            _type(browser, "vi-officer", ANSWER)
+            wait.until(lambda d: any(ANSWER in t for t in _texts(d, "zh-officer")))
+            answer = browser.find_elements(By.XPATH, "//*[@id='pane-zh-officer']//li[contains(@class,'msg')]"
+                                                     f"[.//div[contains(.,'{ANSWER}')]]")[-1]
+            assert CHINESE[:20] in answer.find_element(By.CSS_SELECTOR, ".reply-ref").text
         time.sleep(0.5)  # let the fonts settle before the picture
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "sandbox.png"))
@@ -180,11 +205,8 @@ def _download(browser: Any, wait: Any, sandbox: ThreadedSandbox) -> str:
         _type(browser, "auditor", f"/export {CASE_TAG}")
         pane = "auditor"
     else:
-        # No /export in this build: the Lao officer sends a report; the relay brings the bot's copy to
-        # the Vietnamese officer (without a relay, the Lao officer's own copy is downloaded).
-        uid = sandbox.box.demo.user_ids["lo-officer"]
-        sandbox.run(sandbox.box._emulator.send_document(uid, "ລາຍງານ ການກວດ\n".encode(), "ລາຍງານ.txt",
-                                                         mime_type="text/plain"))
+        # No /export in this build: the relay brings the bot's copy of the Lao officer's report to the
+        # Vietnamese officer (without a relay, the Lao officer's own copy is downloaded).
         pane = "vi-officer" if _area_handles("handlers.relay") else "lo-officer"
     selector = f"#pane-{pane} .msg.bot a.document" if pane != "lo-officer" else f"#pane-{pane} a.document"
     link = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, selector))[-1]

@@ -259,3 +259,30 @@ async def test_a_kept_data_directory_starts_again_with_the_same_officers(tmp_pat
         assert min(m["message_id"] for m in zh) > 2
     finally:
         await again.stop()
+
+
+async def test_replies_and_files_are_sent_as_the_officer(sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
+    emulator = sandbox._emulator
+    vi = sandbox.demo.user_ids["vi-officer"]
+    welcome = next(m for m in emulator.messages(vi) if "Trần Văn Hùng" in m.body)
+    async with http.post(sandbox.url + f"api/panes/{vi}/send",
+                         json={"text": "Cảm ơn", "reply_to": welcome.message_id}) as resp:
+        assert resp.status == 200 and (await resp.json())["message"]["reply_to"] == welcome.message_id
+    assert emulator.message(vi, welcome.message_id + 0).message_id == welcome.message_id
+    sent = [m for m in emulator.messages(vi, include_user=True) if m.body == "Cảm ơn"]
+    assert sent and sent[0].reply_to_message_id == welcome.message_id  # the bot sees a Telegram reply
+
+    form = aiohttp.FormData()
+    form.add_field("file", "biên bản\n".encode(), filename="biên-bản.txt", content_type="text/plain")
+    form.add_field("caption", "Biên bản thu giữ")
+    async with http.post(sandbox.url + f"api/panes/{vi}/upload", data=form) as resp:
+        assert resp.status == 403  # without the header a page of another origin could post this form
+    form = aiohttp.FormData()
+    form.add_field("file", "biên bản\n".encode(), filename="biên-bản.txt", content_type="text/plain")
+    form.add_field("caption", "Biên bản thu giữ")
+    async with http.post(sandbox.url + f"api/panes/{vi}/upload", data=form, headers={"X-Sandbox": "1"}) as resp:
+        assert resp.status == 200
+        message = (await resp.json())["message"]
+    assert message["document"]["name"] == "biên-bản.txt" and "Biên bản thu giữ" in message["html"]
+    record = emulator.message(vi, message["message_id"])
+    assert record.kind == "document" and emulator.file_bytes(record.file.file_id) == "biên bản\n".encode()

@@ -121,9 +121,42 @@ function messageItem(pane, m) {
   }
   const meta = document.createElement("span");
   meta.className = "meta";
-  meta.textContent = (m.edited ? "edited " : "") + formatTime(m.date);
+  meta.textContent = (m.edited ? "edited " : "") + formatTime(m.date) + " ";
+  const reply = document.createElement("button");
+  reply.type = "button";
+  reply.className = "reply";
+  reply.textContent = "reply";
+  reply.title = "Answer this message with Telegram's reply";
+  reply.addEventListener("click", () => startReply(pane, m.message_id));
+  meta.appendChild(reply);
   li.appendChild(meta);
+  if (m.reply_to) {
+    const ref = document.createElement("div");
+    ref.className = "reply-ref";
+    ref.textContent = "↪ " + snippet(pane, m.reply_to);
+    li.insertBefore(ref, li.firstChild);
+  }
   return li;
+}
+
+function snippet(pane, messageId) {
+  const target = pane.messages.get(messageId);
+  const text = target ? (($(".bubble", target) || $(".file-name", target) || target).textContent || "") : "";
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat ? (flat.length > 60 ? flat.slice(0, 60) + "…" : flat) : "message " + messageId;
+}
+
+function startReply(pane, messageId) {
+  pane.replyTo = messageId;
+  const bar = $(".replying", pane.el);
+  $(".replying-text", bar).textContent = "Reply to: " + snippet(pane, messageId);
+  bar.hidden = false;
+  $("textarea", pane.el).focus();
+}
+
+function endReply(pane) {
+  pane.replyTo = null;
+  $(".replying", pane.el).hidden = true;
 }
 
 function upsert(pane, m) {
@@ -167,7 +200,7 @@ function buildPane(info) {
   const textarea = $("textarea", el);
   textarea.lang = info.lang || "";
   textarea.placeholder = info.placeholder || "Message";
-  const pane = {el, list: $(".messages", el), messages: new Map(), info};
+  const pane = {el, list: $(".messages", el), messages: new Map(), info, replyTo: null};
   const empty = document.createElement("li");
   empty.className = "empty";
   empty.textContent = "No messages yet.";
@@ -178,14 +211,42 @@ function buildPane(info) {
     const text = textarea.value.trim();
     if (!text) return;
     textarea.value = "";
+    const body = {text};
+    if (pane.replyTo) body.reply_to = pane.replyTo;
     try {
-      const res = await api("api/panes/" + info.id + "/send", {text});
+      const res = await api("api/panes/" + info.id + "/send", body);
+      endReply(pane);
       if (res.message) upsert(pane, res.message);
     } catch (e) {
       textarea.value = text;
       showToast(pane, "⚠ " + e.message);
     }
   };
+  $(".cancel-reply", el).addEventListener("click", () => endReply(pane));
+  const fileInput = $(".file-input", el);
+  fileInput.addEventListener("change", async () => {
+    const file = fileInput.files[0];
+    if (!file) return;
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const caption = textarea.value.trim();
+    if (caption) form.append("caption", caption);
+    if (pane.replyTo) form.append("reply_to", pane.replyTo);
+    try {
+      const res = await fetch("api/panes/" + info.id + "/upload", {
+        method: "POST", body: form, headers: {"X-Sandbox": "1"},
+      });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(data.error || res.statusText);
+      textarea.value = "";
+      endReply(pane);
+      if (data.message) upsert(pane, data.message);
+    } catch (e) {
+      showToast(pane, "⚠ " + e.message);
+    } finally {
+      fileInput.value = "";
+    }
+  });
   form.addEventListener("submit", send);
   textarea.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) send(ev);
