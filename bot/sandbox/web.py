@@ -216,7 +216,6 @@ class SandboxWeb:
         self.panes = panes
         self.translation = translation
         self.title = title
-        self._streams: set[web.StreamResponse] = set()
         self._closing = asyncio.Event()
 
     def app(self) -> web.Application:
@@ -338,7 +337,6 @@ class SandboxWeb:
                                                "X-Accel-Buffering": "no"})
         await response.prepare(request)
         await response.write(b"retry: 1500\n\n")
-        self._streams.add(response)
 
         async def ready() -> None:
             await response.write(b"event: hello\ndata: {}\n\n")
@@ -364,7 +362,6 @@ class SandboxWeb:
             for pending in (task, closing):
                 pending.cancel()
             await asyncio.gather(task, closing, return_exceptions=True)
-            self._streams.discard(response)
         return response
 
     def _translate_event(self, event: dict[str, Any], panes: dict[int, Pane]) -> dict[str, Any] | None:
