@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
 from bot.config import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,4 +44,9 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(run(settings, options, lambda url: (out(url), sys.stdout.flush())))
     except SandboxError as exc:
         raise UserError(str(exc)) from None
+    except (KeyboardInterrupt, UserError):
+        raise
+    except Exception as exc:  # a failing area must not end a workshop with a bare traceback
+        logger.exception("the sandbox stopped on an error")
+        raise UserError(f"the sandbox could not run: {exc} (details above)") from None
     return 0
