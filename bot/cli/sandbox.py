@@ -48,5 +48,6 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         raise
     except Exception as exc:  # a failing area must not end a workshop with a bare traceback
         logger.exception("the sandbox stopped on an error")
-        raise UserError(f"the sandbox could not run: {exc} (details above)") from None
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"the sandbox could not run: {first_line} (details above)") from None
     return 0
