@@ -38,6 +38,7 @@ def build_application(
     """Return the application `liaison run` polls with; `core` and `request` may be given (tests, sandbox)."""
     from handlers import register
     from handlers.context import BotContext
+    from handlers.ratelimit import SharedRateLimiter
 
     token = require_token(settings).get()
     api = settings.telegram_api_url
@@ -57,6 +58,8 @@ def build_application(
         .context_types(ContextTypes(context=BotContext))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
+        # Replies and the delivery worker's copies share one limiter (Telegram's per-chat and overall limits).
+        .rate_limiter(SharedRateLimiter.for_settings(settings))
         .build()
     )
     app.bot_data["settings"] = settings

@@ -42,7 +42,9 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -707,11 +709,23 @@ def _pid_alive(pid_text: str) -> bool:
 
 # --- rate limits ------------------------------------------------------------------------------------
 
+#: set inside the worker's tasks: their Bot API calls were already counted by the worker's limiter
+_IN_WORKER: ContextVar[bool] = ContextVar("liaison_delivery_worker_call", default=False)
+
+
+def counted_call() -> bool:
+    """Tell whether the current Bot API call comes from the delivery worker (already rate limited)."""
+    return _IN_WORKER.get()
+
+
 class RateLimiter:
     """Telegram's limits for one process: `rate` calls per sliding `window`, one per `chat_interval` per chat.
 
-    A small margin is added to both windows so that network jitter never makes Telegram count more
-    calls in its own window than we did in ours.
+    The worker's calls go through `acquire`; the handlers' direct replies through `acquire_reply`,
+    which waits only for a worker call just made to the same chat (a reply right after a user's
+    command is not held back by the previous reply) and is counted, so the worker spaces its next
+    copy to that chat after it. A small margin is added to both windows so that network jitter never
+    makes Telegram count more calls in its own window than we did in ours.
     """
 
     def __init__(self, rate: int = 30, window: float = 1.0, chat_interval: float = 1.0, margin: float = 0.05,
@@ -723,35 +737,53 @@ class RateLimiter:
         self._paused_until = 0.0
         self._chat_paused: dict[int, float] = {}
         self._refused: deque[tuple[float, int]] = deque()
+        self._reply_last: dict[int, float] = {}
 
-    def _chat_free_at(self, chat_id: int) -> float:
-        return max(self._last.get(chat_id, -1e9) + self.chat_interval, self._chat_paused.get(chat_id, 0.0))
+    def _chat_free_at(self, chat_id: int, *, reply: bool = False) -> float:
+        free = max(self._last.get(chat_id, -1e9) + self.chat_interval, self._chat_paused.get(chat_id, 0.0))
+        if not reply:
+            free = max(free, self._reply_last.get(chat_id, -1e9) + self.chat_interval)
+        return free
+
+    def _chats(self) -> set[int]:
+        return set(self._last) | set(self._chat_paused) | set(self._reply_last)
 
     def cooling_chats(self) -> set[int]:
-        """Return the chats that may not receive anything right now."""
+        """Return the chats the worker may not send to right now."""
         now = self._clock()
-        for chat in [c for c, t in self._last.items() if t + self.chat_interval <= now and c not in self._chat_paused]:
-            del self._last[chat]
+        for stamps in (self._last, self._reply_last):
+            for chat in [c for c, t in stamps.items() if t + self.chat_interval <= now]:
+                del stamps[chat]
         for chat in [c for c, t in self._chat_paused.items() if t <= now]:
             del self._chat_paused[chat]
-        return {c for c in set(self._last) | set(self._chat_paused) if self._chat_free_at(c) > now}
+        return {c for c in self._chats() if self._chat_free_at(c) > now}
 
     def next_free(self) -> float | None:
         """Return seconds until the earliest cooling chat is free again (None when none is cooling)."""
         now = self._clock()
-        times = [self._chat_free_at(c) - now for c in set(self._last) | set(self._chat_paused)]
-        times = [t for t in times if t > 0]
+        times = [t for t in (self._chat_free_at(c) - now for c in self._chats()) if t > 0]
         return min(times) if times else None
 
-    def wait_time(self, chat_id: int) -> float:
+    def wait_time(self, chat_id: int, *, reply: bool = False) -> float:
         """Return how long a call to this chat must wait now."""
         now = self._clock()
         while self._stamps and self._stamps[0] <= now - self.window:
             self._stamps.popleft()
-        wait = max(0.0, self._paused_until - now, self._chat_free_at(chat_id) - now)
+        wait = max(0.0, self._paused_until - now, self._chat_free_at(chat_id, reply=reply) - now)
         if self.rate and len(self._stamps) >= self.rate:
             wait = max(wait, self._stamps[0] + self.window - now)
         return wait
+
+    async def acquire_reply(self, chat_id: int) -> None:
+        """Wait until a handler's reply to this chat is allowed, then count it."""
+        while True:
+            wait = self.wait_time(chat_id, reply=True)
+            if wait <= 0:
+                now = self._clock()
+                self._stamps.append(now)
+                self._reply_last[chat_id] = now
+                return
+            await asyncio.sleep(wait)
 
     async def acquire(self, chat_id: int) -> None:
         """Wait until a call to this chat is allowed, then count it."""
@@ -763,6 +795,12 @@ class RateLimiter:
                 self._last[chat_id] = now
                 return
             await asyncio.sleep(wait)
+
+    def finished(self, chat_id: int, *, reply: bool = False) -> None:
+        """Note that a call to this chat has completed: the next one is spaced from now, since Telegram
+        counts a call when it arrives, which can be later than when we let it go."""
+        stamps = self._reply_last if reply else self._last
+        stamps[chat_id] = max(stamps.get(chat_id, -1e9), self._clock())
 
     def pause(self, chat_id: int, seconds: float) -> None:
         """Honor a 429: nothing to this chat for `seconds`; when a second chat is refused within a second,
@@ -778,10 +816,15 @@ class RateLimiter:
 
 # --- carrying out one job ---------------------------------------------------------------------------
 
-async def _gate(limiter: RateLimiter, job: Job) -> None:
-    """Wait for the rate limiter, then mark the job as having reached Telegram."""
+@asynccontextmanager
+async def _slot(limiter: RateLimiter, job: Job) -> AsyncIterator[None]:
+    """Hold one rate-limited call to the job's chat: wait for it, mark the job started, note its end."""
     await limiter.acquire(job.chat_id)
     job.started = True
+    try:
+        yield
+    finally:
+        limiter.finished(job.chat_id)
 
 
 async def perform(outbound: Outbound, limiter: RateLimiter, job: Job) -> Outcome:
@@ -830,17 +873,17 @@ async def _perform_send(outbound: Outbound, limiter: RateLimiter, job: Job, sent
         kind, text = steps[index]
         reply = job.reply_to if index == 0 else None
         row_buttons = buttons if index == last_with_buttons else ()
-        await _gate(limiter, job)
-        if kind == "caption":
-            file_kind, file_id = doc["file"]
-            message_id = await outbound.send_file(OutFile(
-                job.chat_id, file_kind, file_id=file_id, caption=text or None, buttons=row_buttons,
-                reply_to=reply, protect=protect))
-        elif kind == "pin":
-            message_id = await _send_pin(outbound, job.chat_id, doc, reply, protect)
-        else:
-            message_id = await outbound.send(OutMessage(job.chat_id, text or "", buttons=row_buttons,
-                                                        reply_to=reply, protect=protect, silent=silent))
+        async with _slot(limiter, job):
+            if kind == "caption":
+                file_kind, file_id = doc["file"]
+                message_id = await outbound.send_file(OutFile(
+                    job.chat_id, file_kind, file_id=file_id, caption=text or None, buttons=row_buttons,
+                    reply_to=reply, protect=protect))
+            elif kind == "pin":
+                message_id = await _send_pin(outbound, job.chat_id, doc, reply, protect)
+            else:
+                message_id = await outbound.send(OutMessage(job.chat_id, text or "", buttons=row_buttons,
+                                                            reply_to=reply, protect=protect, silent=silent))
         sent.append((message_id, kind))
 
 
@@ -848,11 +891,9 @@ async def _send_pin(outbound: Outbound, chat_id: int, doc: dict[str, Any], reply
                     protect: bool) -> int:
     if "location" in doc:
         latitude, longitude = doc["location"]
-        return await outbound.send_location(chat_id, latitude, longitude, reply_to=reply,
-                                            protect=protect)
+        return await outbound.send_location(chat_id, latitude, longitude, reply_to=reply, protect=protect)
     phone, first_name, last_name = doc["contact"]
-    return await outbound.send_contact(chat_id, phone, first_name, last_name,
-                                       reply_to=reply, protect=protect)
+    return await outbound.send_contact(chat_id, phone, first_name, last_name, reply_to=reply, protect=protect)
 
 
 async def _perform_edit(outbound: Outbound, limiter: RateLimiter, job: Job, sent: list[tuple[int, str]],
@@ -861,30 +902,27 @@ async def _perform_edit(outbound: Outbound, limiter: RateLimiter, job: Job, sent
     buttons = _buttons(job.doc)
     editable = [(mid, kind) for mid, kind in job.target_parts if kind != "pin"]
     for index, (message_id, kind) in enumerate(editable):
-        await _gate(limiter, job)
-        if index >= len(parts):
-            try:
-                await outbound.delete(job.chat_id, message_id)
-            except SendError as exc:
-                if exc.kind not in ("gone", "rejected"):
-                    raise
-            removed.append(message_id)
-            continue
         last = index == len(parts) - 1
         try:
-            if kind == "caption":
-                await outbound.edit_caption(job.chat_id, message_id, parts[index] or None,
-                                            buttons if last else None)
-            else:
-                await outbound.edit(job.chat_id, message_id, parts[index], buttons if last else None)
+            async with _slot(limiter, job):
+                if index >= len(parts):
+                    await outbound.delete(job.chat_id, message_id)
+                elif kind == "caption":
+                    await outbound.edit_caption(job.chat_id, message_id, parts[index] or None,
+                                                buttons if last else None)
+                else:
+                    await outbound.edit(job.chat_id, message_id, parts[index], buttons if last else None)
         except SendError as exc:
-            if exc.kind != "unchanged":
+            surplus_gone = index >= len(parts) and exc.kind in ("gone", "rejected")
+            if exc.kind != "unchanged" and not surplus_gone:
                 raise
+        if index >= len(parts):
+            removed.append(message_id)
     for extra in parts[len(editable):]:
-        await _gate(limiter, job)
         last = extra is parts[-1]
-        message_id = await outbound.send(OutMessage(job.chat_id, extra, buttons=buttons if last else (),
-                                                    protect=bool(job.doc.get("protect"))))
+        async with _slot(limiter, job):
+            message_id = await outbound.send(OutMessage(job.chat_id, extra, buttons=buttons if last else (),
+                                                        protect=bool(job.doc.get("protect"))))
         sent.append((message_id, "text"))
 
 
@@ -892,9 +930,9 @@ async def _perform_delete(outbound: Outbound, limiter: RateLimiter, job: Job) ->
     fallback = job.doc.get("fallback")
     kept = 0
     for message_id, kind in job.target_parts:
-        await _gate(limiter, job)
         try:
-            await outbound.delete(job.chat_id, message_id)
+            async with _slot(limiter, job):
+                await outbound.delete(job.chat_id, message_id)
         except SendError as exc:
             if exc.kind not in ("gone", "rejected"):
                 raise
@@ -902,12 +940,12 @@ async def _perform_delete(outbound: Outbound, limiter: RateLimiter, job: Job) ->
                 continue
             kept += 1
             if fallback and kind != "pin":
-                await _gate(limiter, job)
                 try:
-                    if kind == "caption":
-                        await outbound.edit_caption(job.chat_id, message_id, fallback, None)
-                    else:
-                        await outbound.edit(job.chat_id, message_id, fallback, None)
+                    async with _slot(limiter, job):
+                        if kind == "caption":
+                            await outbound.edit_caption(job.chat_id, message_id, fallback, None)
+                        else:
+                            await outbound.edit(job.chat_id, message_id, fallback, None)
                 except SendError as inner:
                     if inner.kind not in ("gone", "rejected", "unchanged"):
                         raise
@@ -1002,6 +1040,7 @@ class DeliveryWorker:
             self._wake.set()
 
     async def _carry_out(self, job: Job) -> None:
+        _IN_WORKER.set(True)  # this task's own context: the shared limiter lets its calls through
         try:
             outcome = await perform(self.outbound, self.limiter, job)
         except asyncio.CancelledError:

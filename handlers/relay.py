@@ -16,6 +16,7 @@ from bot.core import Core
 from handlers import lifecycle
 from handlers.context import BotContext
 from handlers.outbound import TelegramOutbound
+from handlers.ratelimit import SharedRateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,10 @@ class RelayService:
         core: Core = app.bot_data["core"]
         self._core = core
         delivery.outbox(core).subscribe(relay.KIND, self._on_status)
+        shared = app.bot.rate_limiter
         self.worker = delivery.DeliveryWorker(core, TelegramOutbound(app.bot), rate=core.settings.delivery_rate,
-                                              chat_interval=core.settings.delivery_chat_interval)
+                                              chat_interval=core.settings.delivery_chat_interval,
+                                              limiter=shared.limiter if isinstance(shared, SharedRateLimiter) else None)
         await self.worker.start()
         await asyncio.to_thread(relay.resume, core, timedelta(0))
         for message_id, file_id in await asyncio.to_thread(relay.unhashed_files, core):

@@ -130,6 +130,7 @@ def upgrade() -> None:
     sa.Column('recipient_id', sa.Integer(), nullable=True),
     sa.Column('chat_id', sa.BigInteger(), nullable=False),
     sa.Column('lang', sa.String(length=8), nullable=True),
+    sa.Column('case_tag', sa.String(length=64), nullable=True),
     sa.Column('payload_enc', sa.LargeBinary(), nullable=False),
     sa.Column('body_hash', sa.String(length=64), nullable=True),
     sa.Column('priority', sa.SmallInteger(), nullable=False),
