@@ -1117,6 +1117,11 @@ class Runner:
             )
         return total
 
+    async def idle(self) -> None:
+        """Wait until a run in progress (sending included) has finished."""
+        async with self._lock:
+            return
+
     async def safe_run(self) -> None:
         """Run once from the scheduler: log, never raise (the next tick tries again)."""
         try:

@@ -355,8 +355,8 @@ class ReminderService:
             scheduler.remove_job("meetings-tick")
         if self._first is not None:
             await self._first
-        async with self.runner._lock:
-            self.runner.core.extras.pop("meetings", None)
+        await self.runner.idle()
+        self.runner.core.extras.pop("meetings", None)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

@@ -150,3 +150,19 @@ async def test_actions_done_and_item_commands(mcore: Core, team: Team, clock: Fa
         request.clear()
         await app.process_update(users.message(team.vn.telegram_id, "/actions"))
         assert request.sent(team.vn.telegram_id)[-1].text == vi(h.NO_ACTIONS)
+
+
+async def test_service_catches_up_once_at_start_and_ticks_every_minute(
+    mcore: Core, team: Team, clock: FakeClock
+) -> None:
+    """Starting the bot after downtime sends the missed reminder once; the tick is an interval job."""
+    one_meeting(mcore, team.coordinator, ("@khamla_s",))
+    clock.set(datetime(2026, 8, 30, 5, 0, tzinfo=UTC))  # down across "7 days", "1 day" and the due date
+    async with offline_app(mcore) as (app, request, users):
+        runner = mcore.extras["meetings"]
+        await runner.run_once()  # waits for the catch-up run started with the bot, then finds nothing
+        sent = [c.text for c in request.sent(team.la.telegram_id)]
+        assert len(sent) == 2 and sent[0].startswith("📋")  # the assigned notice, then ONE reminder
+        assert sent[1].startswith(mcore.catalogs.get("lo")(reminders.DUE_TODAY, id=1, due="30 ສິງຫາ 2026"))
+        job = mcore.extras["scheduler"].get_job("meetings-tick")
+        assert job is not None and job.trigger.interval.total_seconds() == reminders.TICK_SECONDS
