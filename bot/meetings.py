@@ -998,11 +998,9 @@ def meeting_items(
 def messages_of(core: Core, item_id: int) -> list[tuple[str, int, str]]:
     """Return (kind, recipient officer id, status) of an item's messages, oldest first (tests, CLI)."""
     with core.db.session() as s:
-        return [
-            tuple(r)
-            for r in s.execute(  # type: ignore[misc]
-                select(MeetingMessage.kind, MeetingMessage.officer_id, MeetingMessage.status)
-                .where(MeetingMessage.item_id == item_id)
-                .order_by(MeetingMessage.id)
-            )
-        ]
+        rows = s.execute(
+            select(MeetingMessage.kind, MeetingMessage.officer_id, MeetingMessage.status)
+            .where(MeetingMessage.item_id == item_id)
+            .order_by(MeetingMessage.id)
+        )
+        return [(str(kind), int(officer_id), str(status)) for kind, officer_id, status in rows]

@@ -24,6 +24,7 @@ import yaml
 
 from bot import meetings
 from bot.core import Core
+from bot.meetings import RecordedMeeting
 from bot.officers import OfficerInfo
 
 CSV_REQUIRED = ("meeting", "date", "item", "owners", "due")
@@ -59,7 +60,7 @@ class ImportResult:
 
     meetings: int
     items: int
-    recorded: tuple[meetings.RecordedMeeting, ...]
+    recorded: tuple[RecordedMeeting, ...]
 
 
 def detect_format(path: Path, fmt: str | None) -> str:

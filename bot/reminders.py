@@ -352,9 +352,10 @@ def _give_up_stale_claims(s: Session, now: datetime) -> None:
         .where(MeetingMessage.status == MessageStatus.CLAIMED, MeetingMessage.claimed_at < now - CLAIM_LEASE)
         .values(status=MessageStatus.UNKNOWN, error="claim expired: the sending process stopped")
     )
-    if result.rowcount:
+    expired = int(getattr(result, "rowcount", 0) or 0)
+    if expired:
         logger.warning(
-            "%s meeting messages were claimed by a process that stopped; not resending them", result.rowcount
+            "%s meeting messages were claimed by a process that stopped; not resending them", expired
         )
 
 
@@ -464,7 +465,7 @@ def _plan_reminders(
                 "officer_id": officer_id,
                 "item_id": item_id,
                 "owner_id": owner_id,
-                "dedupe": f"rem:{owner_id}:{int(slot.timestamp())}",
+                "dedupe": f"rem:{owner_id}:{int(slot.timestamp()) if slot else 0}",
             }
         )
     _move_owners(s, core.db.dialect, moves, now)
@@ -539,7 +540,7 @@ def _plan_escalations(
                 "kind": "escalation",
                 "officer_id": coordinator_id,
                 "item_id": item_id,
-                "dedupe": f"esc:{item_id}:{int(slot.timestamp())}",
+                "dedupe": f"esc:{item_id}:{int(slot.timestamp()) if slot else 0}",
             }
         )
     return enqueue(s, core, messages, claimed=True)
@@ -629,7 +630,7 @@ def render(s: Session, core: Core, message_ids: Sequence[int], now: datetime) ->
     """Render claimed messages in their recipients' languages (recipients gone: marked skipped)."""
     if not message_ids:
         return []
-    msgs = []
+    msgs: list[Any] = []
     for chunk in chunks(sorted(message_ids)):
         msgs += s.execute(
             select(
