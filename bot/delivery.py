@@ -33,6 +33,7 @@ Guarantees and their limits:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import inspect
 import json
 import logging
@@ -732,7 +733,8 @@ class RateLimiter:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.window, self.chat_interval = rate, window + margin, chat_interval + margin if chat_interval else 0.0
         self._clock = clock
-        self._stamps: deque[float] = deque()
+        #: when each call in the window was counted (sorted); moved to its completion when it completes
+        self._stamps: list[float] = []
         self._last: dict[int, float] = {}
         self._paused_until = 0.0
         self._chat_paused: dict[int, float] = {}
@@ -767,40 +769,47 @@ class RateLimiter:
     def wait_time(self, chat_id: int, *, reply: bool = False) -> float:
         """Return how long a call to this chat must wait now."""
         now = self._clock()
-        while self._stamps and self._stamps[0] <= now - self.window:
-            self._stamps.popleft()
+        expired = bisect.bisect_right(self._stamps, now - self.window)
+        if expired:
+            del self._stamps[:expired]
         wait = max(0.0, self._paused_until - now, self._chat_free_at(chat_id, reply=reply) - now)
         if self.rate and len(self._stamps) >= self.rate:
             wait = max(wait, self._stamps[0] + self.window - now)
         return wait
 
-    async def acquire_reply(self, chat_id: int) -> None:
-        """Wait until a handler's reply to this chat is allowed, then count it."""
+    async def acquire_reply(self, chat_id: int) -> float:
+        """Wait until a handler's reply to this chat is allowed, then count it; return its stamp."""
         while True:
             wait = self.wait_time(chat_id, reply=True)
             if wait <= 0:
                 now = self._clock()
-                self._stamps.append(now)
+                bisect.insort(self._stamps, now)
                 self._reply_last[chat_id] = now
-                return
+                return now
             await asyncio.sleep(wait)
 
-    async def acquire(self, chat_id: int) -> None:
-        """Wait until a call to this chat is allowed, then count it."""
+    async def acquire(self, chat_id: int) -> float:
+        """Wait until a call to this chat is allowed, then count it; return its stamp (for `finished`)."""
         while True:
             wait = self.wait_time(chat_id)
             if wait <= 0:
                 now = self._clock()
-                self._stamps.append(now)
+                bisect.insort(self._stamps, now)
                 self._last[chat_id] = now
-                return
+                return now
             await asyncio.sleep(wait)
 
-    def finished(self, chat_id: int, *, reply: bool = False) -> None:
-        """Note that a call to this chat has completed: the next one is spaced from now, since Telegram
-        counts a call when it arrives, which can be later than when we let it go."""
+    def finished(self, chat_id: int, stamp: float | None = None, *, reply: bool = False) -> None:
+        """Note that a call has completed: it counts from now on, in the chat and overall, since Telegram
+        counts a call when it arrives, which under load can be well after we let it go."""
+        now = self._clock()
         stamps = self._reply_last if reply else self._last
-        stamps[chat_id] = max(stamps.get(chat_id, -1e9), self._clock())
+        stamps[chat_id] = max(stamps.get(chat_id, -1e9), now)
+        if stamp is not None:
+            index = bisect.bisect_left(self._stamps, stamp)
+            if index < len(self._stamps) and self._stamps[index] == stamp:
+                del self._stamps[index]
+                bisect.insort(self._stamps, now)
 
     def pause(self, chat_id: int, seconds: float) -> None:
         """Honor a 429: nothing to this chat for `seconds`; when a second chat is refused within a second,
@@ -819,12 +828,12 @@ class RateLimiter:
 @asynccontextmanager
 async def _slot(limiter: RateLimiter, job: Job) -> AsyncIterator[None]:
     """Hold one rate-limited call to the job's chat: wait for it, mark the job started, note its end."""
-    await limiter.acquire(job.chat_id)
+    stamp = await limiter.acquire(job.chat_id)
     job.started = True
     try:
         yield
     finally:
-        limiter.finished(job.chat_id)
+        limiter.finished(job.chat_id, stamp)
 
 
 async def perform(outbound: Outbound, limiter: RateLimiter, job: Job) -> Outcome:

@@ -56,7 +56,7 @@ class SharedRateLimiter(BaseRateLimiter[None]):
         chat_id = data.get("chat_id")
         if delivery.counted_call() or not isinstance(chat_id, int) or not endpoint.startswith(_LIMITED):
             return await callback(*args, **kwargs)
-        await self.limiter.acquire_reply(chat_id)
+        stamp = await self.limiter.acquire_reply(chat_id)
         try:
             return await callback(*args, **kwargs)
         except RetryAfter as exc:
@@ -65,10 +65,10 @@ class SharedRateLimiter(BaseRateLimiter[None]):
             logger.info("a reply to chat %s met a 429; sending it again in %.1f s", chat_id, seconds)
             self.limiter.pause(chat_id, seconds)
         finally:
-            self.limiter.finished(chat_id, reply=True)
+            self.limiter.finished(chat_id, stamp, reply=True)
         await asyncio.sleep(seconds)
-        await self.limiter.acquire_reply(chat_id)
+        stamp = await self.limiter.acquire_reply(chat_id)
         try:
             return await callback(*args, **kwargs)
         finally:
-            self.limiter.finished(chat_id, reply=True)
+            self.limiter.finished(chat_id, stamp, reply=True)

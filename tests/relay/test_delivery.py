@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot import delivery, vetting
@@ -244,3 +245,16 @@ def test_a_429_pauses_its_chat_and_only_repeated_ones_pause_everyone() -> None:
     now[0] += 0.5
     limiter.pause(2, 3.0)
     assert limiter.wait_time(3) == 3.0
+
+
+def test_a_call_counts_from_its_completion() -> None:
+    """Telegram counts a call when it arrives: a slow call keeps its slot (overall and in its chat) until it ends."""
+    now = [0.0]
+    limiter = delivery.RateLimiter(rate=1, window=1.0, chat_interval=1.0, margin=0.0, clock=lambda: now[0])
+    stamp = asyncio.run(limiter.acquire(5))
+    now[0] = 0.5
+    limiter.finished(5, stamp)
+    now[0] = 1.2
+    assert limiter.wait_time(6) == pytest.approx(0.3) and limiter.wait_time(5) == pytest.approx(0.3)
+    now[0] = 1.5
+    assert limiter.wait_time(6) == 0.0 and limiter.wait_time(5) == 0.0
