@@ -378,6 +378,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
             },
             fallbacks=[CommandHandler("cancel", meeting_cancel), finish],
             name="meeting",
+            allow_reentry=True,
             persistent=False,
         )
     )
