@@ -567,7 +567,13 @@ def _plan_digests(s: Session, core: Core, now: datetime, hour: int) -> None:
                 "due_at": slot,
             }
         )
-    enqueue(s, core, notices)
+    if not notices:
+        return
+    # Most minutes every digest of the week exists already: look before inserting (ON CONFLICT stays
+    # the guarantee when two processes race, but would burn an id of the sequence every minute).
+    keys = [n["dedupe"] for n in notices]
+    known = set(s.execute(select(MeetingMessage.dedupe).where(MeetingMessage.dedupe.in_(keys))).scalars())
+    enqueue(s, core, [n for n in notices if n["dedupe"] not in known])
 
 
 def _claim_pending(s: Session, now: datetime, limit: int) -> list[int]:
