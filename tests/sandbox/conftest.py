@@ -28,8 +28,9 @@ def base_settings(home: Path) -> Settings:
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    """Start a seeded sandbox with the tag translator; stop it after the test."""
-    options = SandboxOptions(data_dir=tmp_path / "sandbox", port=0, translator=TagTranslator(missing=MISSING))
+    """Start a seeded sandbox with the tag translator (without the sample conversation); stop it after the test."""
+    options = SandboxOptions(data_dir=tmp_path / "sandbox", port=0, translator=TagTranslator(missing=MISSING),
+                             conversation=False)
     box = Sandbox(base_settings(tmp_path / "home"), options)
     await box.start()
     try:

@@ -168,6 +168,9 @@ def test_trainer_drives_the_page(tmp_path: Path, browser: Any) -> None:
             wait.until(lambda d: any(CHINESE in t for t in _texts(d, "lo-officer")))
             vi = [t for t in _texts(browser, "vi-officer") if CHINESE in t][-1]
             assert "[vi] " + CHINESE in vi  # translated for the Vietnamese officer, original quoted
+            # No zh→lo model: the Lao officer gets the original as the bot sent it, with its note.
+            lo = [t for t in _texts(browser, "lo-officer") if CHINESE in t][-1]
+            assert "[lo]" not in lo and len(lo.split(CHINESE)[1].strip()) > 10, lo
             quote = browser.find_elements(By.CSS_SELECTOR, "#pane-vi-officer blockquote")
             assert quote and quote[-1].get_attribute("lang") == "zh"
             # The Vietnamese officer answers with Telegram's reply; the Chinese officer gets it as a reply.

@@ -65,7 +65,8 @@ async def test_sending_as_an_officer_reaches_the_bot_and_its_answer_streams_live
             assert resp.status == 200
             sent = (await resp.json())["message"]
         assert sent["html"] == "/help" and not sent["from_bot"]
-        mine = await asyncio.wait_for(events.until(lambda e: e["type"] == "message"), 10)
+        mine = await asyncio.wait_for(
+            events.until(lambda e: e["type"] == "message" and not e["message"]["from_bot"]), 10)
         assert mine["pane"] == vi and mine["message"]["message_id"] == sent["message_id"]
         # (other bot messages, e.g. the demo meeting's notices, may come in between)
         answer = await asyncio.wait_for(
