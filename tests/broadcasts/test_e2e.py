@@ -24,10 +24,11 @@ from tests.support.e2e import running_bot
 pytestmark = pytest.mark.e2e
 TEXT = "Truck 29C-12345 with pangolin scales is heading to the Lao Cai border crossing."
 #: The bot's overall budget in these tests. The worker counts a call when it starts it; the emulator counts
-#: it when it arrives. Here both share one process and two cores with the database threads, and arrivals lag
-#: by up to ~250 ms (measured), more than the worker's 50 ms margin, so a 30/s budget can trip the strict
-#: sliding window. 28/s keeps clear of it (see BENCHMARKS.md, broadcasts, for the separate-process figures).
-RATE = 28
+#: it when it arrives. Here both share one process and two (busy, shared) cores with the database threads,
+#: and arrivals lag by up to ~250 ms (measured), more than the worker's 50 ms margin, so a 30/s budget can
+#: trip the strict sliding window (a 429, retried, nothing lost). 25/s keeps clear of it even under load;
+#: BENCHMARKS.md (broadcasts) has the figures at 30/s with the emulator in its own process.
+RATE = 25
 
 
 async def _officers(emu: BotApiEmulator, people: People, n: int) -> list[OfficerInfo]:
@@ -53,6 +54,7 @@ def _button_message(emu: BotApiEmulator, chat_id: int, data: str) -> int:
     raise AssertionError(f"no message with button {data} in chat {chat_id}: {[m.body[:60] for m in emu.messages(chat_id)]}")
 
 
+@pytest.mark.slow
 async def test_broadcast_to_200_officers_in_their_languages_within_limits(core: Core, people: People) -> None:
     """/broadcast → priority → preview → Send twice: 200 copies once each, in each officer's language,
     never above Telegram's limits, no 429; acks recorded; progress edited into the final report."""
@@ -68,11 +70,11 @@ async def test_broadcast_to_200_officers_in_their_languages_within_limits(core: 
         async with running_bot(core, emulator=emu):
             broadcasts.tracker(core).every = 0.5
             await emu.send_text(boss.telegram_id, f"/broadcast all {TEXT}")
-            await emu.wait_for(lambda: _has_button(emu, boss.telegram_id, "bc:prio:normal"), 5)
+            await emu.wait_for(lambda: _has_button(emu, boss.telegram_id, "bc:prio:normal"), 15)
             await emu.press_button(boss.telegram_id, _button_message(emu, boss.telegram_id, "bc:prio:normal"),
                                    "bc:prio:normal")
-            preview_id = await emu.wait_for(lambda: _latest_id(core), 10)
-            await emu.wait_for(lambda: _has_button(emu, boss.telegram_id, f"bc:ok:{preview_id}"), 5)
+            preview_id = await emu.wait_for(lambda: _latest_id(core), 20)
+            await emu.wait_for(lambda: _has_button(emu, boss.telegram_id, f"bc:ok:{preview_id}"), 15)
             preview = "\n".join(m.body for m in emu.messages(boss.telegram_id))
             assert "200 officers" in preview and f"[zh] {TEXT}" in preview and f"[lo] {TEXT}" in preview
             ok_message = _button_message(emu, boss.telegram_id, f"bc:ok:{preview_id}")
@@ -83,7 +85,7 @@ async def test_broadcast_to_200_officers_in_their_languages_within_limits(core: 
             second = await emu.press_button(boss.telegram_id, ok_message, f"bc:ok:{preview_id}")
             started = time.monotonic()
             everyone = [o.telegram_id for o in officers]
-            await emu.wait_for(lambda: all(emu.messages(c) for c in everyone), 20, "not every officer got the alert")
+            await emu.wait_for(lambda: all(emu.messages(c) for c in everyone), 40, "not every officer got the alert")
             elapsed = time.monotonic() - started
             assert (await emu.wait_for_callback_answer(first)).answered
             assert "is being sent to 200 officers" in (await emu.wait_for_callback_answer(first)).text  # type: ignore[operator]
@@ -105,12 +107,12 @@ async def test_broadcast_to_200_officers_in_their_languages_within_limits(core: 
                                               f"bc:ack:{preview_id}") for o in ackers]
             for press in presses:
                 assert (await emu.wait_for_callback_answer(press)).text
-            report = await emu.wait_for(lambda: _report(emu, boss.telegram_id), 10, "no final report")
+            report = await emu.wait_for(lambda: _report(emu, boss.telegram_id), 20, "no final report")
             assert "200 of 200 delivered, 0 failed, 0 blocked" in report
             await asyncio.sleep(1.1)  # a person reads the report before pressing its button
             await emu.press_button(boss.telegram_id, _button_message(emu, boss.telegram_id,
                                                                      f"bc:acks:{preview_id}"), f"bc:acks:{preview_id}")
-            acks = await emu.wait_for(lambda: _acks(emu, boss.telegram_id), 5)
+            acks = await emu.wait_for(lambda: _acks(emu, boss.telegram_id), 10)
             assert "5 of 200 acknowledged" in acks
             assert emu.meter.count_429 == 0
     finally:
@@ -182,7 +184,7 @@ async def test_urgent_resend_reaches_exactly_the_non_acknowledgers(core: Core, p
                                               status_chat_id=boss.telegram_id)
             await asyncio.to_thread(broadcasts.confirm, core, boss, preview.id)
             chats = [o.telegram_id for o in officers]
-            await emu.wait_for(lambda: all(emu.messages(c) for c in chats), 10)
+            await emu.wait_for(lambda: all(emu.messages(c) for c in chats), 20)
             ackers, others = officers[::3], [o for o in officers if o not in officers[::3]]
             for o in ackers:
                 press = await emu.press_button(o.telegram_id, emu.messages(o.telegram_id)[0].message_id,
@@ -192,7 +194,7 @@ async def test_urgent_resend_reaches_exactly_the_non_acknowledgers(core: Core, p
             clock.advance(timedelta(minutes=31))
             (round1,) = await asyncio.to_thread(broadcasts.tick, core)
             assert set(round1.officer_ids) == {o.id for o in others}
-            await emu.wait_for(lambda: all(len(emu.messages(o.telegram_id)) == 2 for o in others), 10)
+            await emu.wait_for(lambda: all(len(emu.messages(o.telegram_id)) == 2 for o in others), 20)
             await asyncio.sleep(1.2)
             assert all(len(emu.messages(o.telegram_id)) == 1 for o in ackers)
             for o in others:
@@ -211,7 +213,7 @@ async def test_urgent_resend_reaches_exactly_the_non_acknowledgers(core: Core, p
             assert set(round2.officer_ids) == {o.id for o in others[1:]}
             clock.advance(timedelta(minutes=31))
             assert await asyncio.to_thread(broadcasts.tick, core) == []
-            await emu.wait_for(lambda: all(len(emu.messages(o.telegram_id)) == 3 for o in others[1:]), 10)
+            await emu.wait_for(lambda: all(len(emu.messages(o.telegram_id)) == 3 for o in others[1:]), 20)
             assert emu.meter.count_429 == 0
     finally:
         await emu.stop()
@@ -234,7 +236,7 @@ async def test_restart_mid_fanout_neither_loses_nor_duplicates(core: Core, peopl
             preview = await asyncio.to_thread(broadcasts.draft, core, boss, "all", TEXT,
                                               status_chat_id=boss.telegram_id)
             await asyncio.to_thread(broadcasts.confirm, core, boss, preview.id)
-            await emu.wait_for(lambda: sum(1 for c in chats if emu.messages(c)) >= 30, 10)
+            await emu.wait_for(lambda: sum(1 for c in chats if emu.messages(c)) >= 30, 20)
         before = sum(1 for c in chats if emu.messages(c))
         assert 30 <= before < 90, before  # really stopped in the middle
         await asyncio.sleep(1.0)
@@ -242,8 +244,8 @@ async def test_restart_mid_fanout_neither_loses_nor_duplicates(core: Core, peopl
         second = Core.build(core.settings, translator=core.translator, catalogs=core.catalogs)
         async with running_bot(second, emulator=emu):
             broadcasts.tracker(second).every = 0.3
-            await emu.wait_for(lambda: all(emu.messages(c) for c in chats), 15)
-            report = await emu.wait_for(lambda: _report(emu, boss.telegram_id), 10, "no final report")
+            await emu.wait_for(lambda: all(emu.messages(c) for c in chats), 30)
+            report = await emu.wait_for(lambda: _report(emu, boss.telegram_id), 20, "no final report")
             await asyncio.sleep(1.2)
         assert [len(emu.messages(c)) for c in chats] == [1] * 90
         assert "90 of 90 delivered" in report
