@@ -22,12 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "models) and a web page with one chat pane per demo officer; print the page's address. "
         "Ctrl-C stops everything.",
     )
-    p.add_argument("--data-dir", type=Path, metavar="DIR",
-                   help="keep the sandbox's database here (default: a temporary folder removed at exit)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the sandbox's database here (default: a temporary folder removed at exit)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address of the web page (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port of the web page (default 8080; 0 = any free)")
-    p.add_argument("--emulator-url", metavar="URL",
-                   help="attach the page to an emulator and bot already running there; start nothing else")
+    p.add_argument(
+        "--emulator-url",
+        metavar="URL",
+        help="attach the page to an emulator and bot already running there; start nothing else",
+    )
     p.set_defaults(func=cmd_sandbox)
 
 
@@ -38,8 +45,9 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UserError("--port must be between 0 and 65535")
-    options = SandboxOptions(data_dir=args.data_dir, host=args.host, port=args.port,
-                             emulator_url=args.emulator_url)
+    options = SandboxOptions(
+        data_dir=args.data_dir, host=args.host, port=args.port, emulator_url=args.emulator_url
+    )
     try:
         asyncio.run(run(settings, options, lambda url: (out(url), sys.stdout.flush())))
     except SandboxError as exc:

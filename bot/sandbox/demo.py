@@ -67,24 +67,77 @@ class DemoOfficer:
 
 #: The demo's people, in the order of the page's panes.
 OFFICERS: tuple[DemoOfficer, ...] = (
-    DemoOfficer("zh-officer", "陈志强", "", "chen_zhiqiang", "officer", "CN", "Guangdong Anti-Smuggling Office",
-                "zh", "Officer · Guangdong Anti-Smuggling Office · writes Chinese", "输入消息…"),
-    DemoOfficer("vi-officer", "Trần Văn", "Hùng", "tran_van_hung", "officer", "VN", "Lang Son Customs Department",
-                "vi", "Officer · Lang Son Customs · writes Vietnamese", "Nhập tin nhắn…"),
-    DemoOfficer("lo-officer", "ສົມພອນ", "ພົມມະວົງ", "somphone_p", "officer", "LA",
-                "Department of Forest Inspection", "lo",
-                "Officer · Department of Forest Inspection · writes Lao", "ພິມຂໍ້ຄວາມ…"),
-    DemoOfficer("coordinator", "Nguyễn Thị", "Lan", "lan_coordinator", "coordinator", "VN",
-                "Standing Office of Steering Committee 389", "en",
-                "Coordinator · Steering Committee 389 · English", "Message…"),
-    DemoOfficer("auditor", "Wang", "Li", "auditor_wang", "auditor", "CN", "CITES Management Authority of China",
-                "en", f"Auditor · CITES Management Authority · English · try /export {CASE_TAG}", "Message…"),
+    DemoOfficer(
+        "zh-officer",
+        "陈志强",
+        "",
+        "chen_zhiqiang",
+        "officer",
+        "CN",
+        "Guangdong Anti-Smuggling Office",
+        "zh",
+        "Officer · Guangdong Anti-Smuggling Office · writes Chinese",
+        "输入消息…",
+    ),
+    DemoOfficer(
+        "vi-officer",
+        "Trần Văn",
+        "Hùng",
+        "tran_van_hung",
+        "officer",
+        "VN",
+        "Lang Son Customs Department",
+        "vi",
+        "Officer · Lang Son Customs · writes Vietnamese",
+        "Nhập tin nhắn…",
+    ),
+    DemoOfficer(
+        "lo-officer",
+        "ສົມພອນ",
+        "ພົມມະວົງ",
+        "somphone_p",
+        "officer",
+        "LA",
+        "Department of Forest Inspection",
+        "lo",
+        "Officer · Department of Forest Inspection · writes Lao",
+        "ພິມຂໍ້ຄວາມ…",
+    ),
+    DemoOfficer(
+        "coordinator",
+        "Nguyễn Thị",
+        "Lan",
+        "lan_coordinator",
+        "coordinator",
+        "VN",
+        "Standing Office of Steering Committee 389",
+        "en",
+        "Coordinator · Steering Committee 389 · English",
+        "Message…",
+    ),
+    DemoOfficer(
+        "auditor",
+        "Wang",
+        "Li",
+        "auditor_wang",
+        "auditor",
+        "CN",
+        "CITES Management Authority of China",
+        "en",
+        f"Auditor · CITES Management Authority · English · try /export {CASE_TAG}",
+        "Message…",
+    ),
 )
 
 #: A short exchange so the panes show translated messages at once (sender key, text).
 CONVERSATION: tuple[tuple[str, str], ...] = (
-    ("vi-officer", "Sáng nay Hải quan Lạng Sơn phát hiện 300 kg vảy tê tê trên xe tải 12C-345.67. "
-                   "Phía Trung Quốc có thông tin về người nhận hàng không?"),
+    (
+        "vi-officer",
+        (
+            "Sáng nay Hải quan Lạng Sơn phát hiện 300 kg vảy tê tê trên xe tải 12C-345.67. "
+            "Phía Trung Quốc có thông tin về người nhận hàng không?"
+        ),
+    ),
     ("lo-officer", "ພວກເຮົາເຄີຍກວດລົດຄັນນີ້ຢູ່ດ່ານບໍ່ເຕັນ ເມື່ອອາທິດກ່ອນ."),
 )
 
@@ -92,11 +145,23 @@ CONVERSATION: tuple[tuple[str, str], ...] = (
 MEETING_TITLE = "Tripartite meeting on wildlife-trafficking enforcement (follow-up)"
 MEETING_PLACE = "Guangzhou"
 ACTIONS: tuple[tuple[str, tuple[str, ...], int], ...] = (
-    ("Propose an official working relationship between the Guangdong Anti-Smuggling Office and "
-     "Steering Committee 389 at provincial level", ("zh-officer", "coordinator"), 30),
+    (
+        (
+            "Propose an official working relationship between the Guangdong Anti-Smuggling Office and "
+            "Steering Committee 389 at provincial level"
+        ),
+        ("zh-officer", "coordinator"),
+        30,
+    ),
     ("Draft the plan for a joint-agency task force on wildlife trafficking", ("coordinator",), 60),
-    ("Share the latest policy changes on CITES certificates so false certificates can be recognised "
-     "at inspection", ("vi-officer", "zh-officer"), 14),
+    (
+        (
+            "Share the latest policy changes on CITES certificates so false certificates can be recognised "
+            "at inspection"
+        ),
+        ("vi-officer", "zh-officer"),
+        14,
+    ),
     ("Propose practical means for joint actions at the Lao border checkpoints", ("lo-officer",), 21),
 )
 
@@ -114,8 +179,16 @@ class DemoResult:
 
 def pane_for(person: DemoOfficer, user_id: int) -> Pane:
     """Return the page's pane for a demo person."""
-    return Pane(id=user_id, key=person.key, name=person.full_name, subtitle=person.subtitle,
-                flag=COUNTRY_FLAG.get(person.country, ""), country=person.country, lang=person.language, placeholder=person.placeholder)
+    return Pane(
+        id=user_id,
+        key=person.key,
+        name=person.full_name,
+        subtitle=person.subtitle,
+        flag=COUNTRY_FLAG.get(person.country, ""),
+        country=person.country,
+        lang=person.language,
+        placeholder=person.placeholder,
+    )
 
 
 async def create_users(core: Core, emulator: BotApiEmulator) -> dict[str, int]:
@@ -130,8 +203,14 @@ async def create_users(core: Core, emulator: BotApiEmulator) -> dict[str, int]:
     for number, person in enumerate(OFFICERS):
         user_id = FIRST_USER_ID + number
         registered = await asyncio.to_thread(vetting.active_officer, core, user_id) is not None
-        await emulator.create_user(person.first_name, user_id=user_id, last_name=person.last_name or None,
-                                   username=person.username, language_code=person.language, started=registered)
+        await emulator.create_user(
+            person.first_name,
+            user_id=user_id,
+            last_name=person.last_name or None,
+            username=person.username,
+            language_code=person.language,
+            started=registered,
+        )
         if registered:
             # Telegram never reuses a message id in a chat, and the bot relies on it (replies, duplicates):
             # continue the numbering of the earlier run (or jump far ahead if it was not saved).
@@ -166,15 +245,22 @@ def save_last_message_ids(emulator: BotApiEmulator, data_dir: Path, user_ids: di
     _state_file(data_dir).write_text(json.dumps({**previous, **last}), "utf-8")
 
 
-async def register_officer(core: Core, emulator: BotApiEmulator, person: DemoOfficer,
-                           user_id: int) -> OfficerInfo:
+async def register_officer(
+    core: Core, emulator: BotApiEmulator, person: DemoOfficer, user_id: int
+) -> OfficerInfo:
     """Have the person send `/start CODE` with a fresh invite (or `/start` if registered in an earlier run)."""
     if await asyncio.to_thread(vetting.active_officer, core, user_id) is not None:
         await emulator.send_text(user_id, "/start")
     else:
         invite = await asyncio.to_thread(
-            vetting.create_invite, core, None, role=person.role, country=person.country, agency=person.agency,
-            language=person.language, lifetime=timedelta(hours=1),
+            vetting.create_invite,
+            core,
+            None,
+            role=person.role,
+            country=person.country,
+            agency=person.agency,
+            language=person.language,
+            lifetime=timedelta(hours=1),
         )
         await emulator.send_text(user_id, f"/start {invite.code}")
     await emulator.wait_for_messages(user_id, 1, timeout=_REPLY_TIMEOUT)
@@ -185,8 +271,9 @@ async def register_officer(core: Core, emulator: BotApiEmulator, person: DemoOff
     return officer
 
 
-async def seed(core: Core, emulator: BotApiEmulator, user_ids: dict[str, int], *,
-               conversation: bool = True) -> DemoResult:
+async def seed(
+    core: Core, emulator: BotApiEmulator, user_ids: dict[str, int], *, conversation: bool = True
+) -> DemoResult:
     """Register the demo's people (users made by `create_users`) and set up what the available areas allow."""
     result = DemoResult()
     for person in OFFICERS:
@@ -244,7 +331,9 @@ async def _case_room(core: Core, emulator: BotApiEmulator, result: DemoResult) -
         logger.info("sandbox demo: case room %s exists already", CASE_TAG)
     for key in ("zh-officer", "vi-officer", "lo-officer"):
         with contextlib.suppress(Conflict):  # already a member
-            await asyncio.to_thread(add_member, core, coordinator, f"@{result.officers[key].username}", CASE_TAG)
+            await asyncio.to_thread(
+                add_member, core, coordinator, f"@{result.officers[key].username}", CASE_TAG
+            )
     return f"case room {CASE_TAG} ready with 3 officers"
 
 
@@ -277,18 +366,28 @@ def _find(module: str, *names: str) -> Callable[..., Any]:
 async def _meeting(core: Core, result: DemoResult) -> str:
     """Record the joint meeting and its action items through the meetings service (owners are told)."""
     record = _find("bot.meetings", "record_meetings")
-    meeting_draft = getattr(importlib.import_module("bot.meetings"), "MeetingDraft")
-    item_draft = getattr(importlib.import_module("bot.meetings"), "ItemDraft")
+    meeting_draft = importlib.import_module("bot.meetings").MeetingDraft
+    item_draft = importlib.import_module("bot.meetings").ItemDraft
     coordinator = result.officers["coordinator"]
     today = core.clock.now().date()
     items = tuple(
-        item_draft(text=text, owners=tuple(f"@{result.officers[k].username}" for k in owners),
-                   due=today + timedelta(days=days), case_tag=CASE_TAG)
+        item_draft(
+            text=text,
+            owners=tuple(f"@{result.officers[k].username}" for k in owners),
+            due=today + timedelta(days=days),
+            case_tag=CASE_TAG,
+        )
         for text, owners, days in ACTIONS
     )
     participants = ", ".join(o.display_name for o in result.officers.values())
-    draft = meeting_draft(title=MEETING_TITLE, held_on=today - timedelta(days=1), place=MEETING_PLACE,
-                          participants=participants, language="en", items=items)
+    draft = meeting_draft(
+        title=MEETING_TITLE,
+        held_on=today - timedelta(days=1),
+        place=MEETING_PLACE,
+        participants=participants,
+        language="en",
+        items=items,
+    )
     try:
         await asyncio.to_thread(record, core, coordinator, [draft], source="sandbox")
     except Conflict:  # the same meeting from an earlier run on a kept data directory

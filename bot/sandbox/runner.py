@@ -13,9 +13,9 @@ import logging
 import shutil
 import signal
 import tempfile
-from datetime import timedelta
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +117,14 @@ class Sandbox:
         data_dir.mkdir(parents=True, exist_ok=True)
         # Telegram's overall limit, and its per-chat one as it behaves in private chats: a short burst
         # (a reply right after a welcome) passes, a sustained flood gets 429 with retry_after.
-        limits = RateLimits(per_chat=5, per_chat_window=5.0) if self.options.telegram_limits else RateLimits.unlimited()
-        self._emulator = BotApiEmulator(DEFAULT_TOKEN, username="liaison_sandbox_bot", first_name="Liaison",
-                                        rate_limits=limits)
+        limits = (
+            RateLimits(per_chat=5, per_chat_window=5.0)
+            if self.options.telegram_limits
+            else RateLimits.unlimited()
+        )
+        self._emulator = BotApiEmulator(
+            DEFAULT_TOKEN, username="liaison_sandbox_bot", first_name="Liaison", rate_limits=limits
+        )
         emulator_url = await self._emulator.start("127.0.0.1", 0)
         settings = self.settings.with_overrides(
             data_dir=data_dir,
@@ -166,8 +171,11 @@ class Sandbox:
         host = self.options.host
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
         if host not in ("127.0.0.1", "localhost", "::1"):
-            logger.warning("the sandbox page is reachable from other machines on %s: anyone who can open it "
-                           "can write as the demo officers", host)
+            logger.warning(
+                "the sandbox page is reachable from other machines on %s: anyone who can open it "
+                "can write as the demo officers",
+                host,
+            )
         return f"http://{shown}:{port}/"
 
     async def stop(self) -> None:
@@ -216,8 +224,10 @@ def _attached_status() -> Any:
     """Return the banner's status for an attached page (the other bot's models are not known here)."""
     from bot.sandbox.web import TranslationStatus
 
-    note = ("Attached to a running bot: its translation models are not known here. Messages without a "
-            "model arrive untranslated with the bot's note.")
+    note = (
+        "Attached to a running bot: its translation models are not known here. Messages without a "
+        "model arrive untranslated with the bot's note."
+    )
     return TranslationStatus(known=False, note=note)
 
 

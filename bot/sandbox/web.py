@@ -91,17 +91,27 @@ class TranslationStatus:
         if not self.known:
             summary = self.note or "Translation models: those of the bot this page is attached to."
         elif not self.installed:
-            summary = ("No translation model is installed: every message is relayed in its original "
-                       "language with the bot's “untranslated” note.")
+            summary = (
+                "No translation model is installed: every message is relayed in its original "
+                "language with the bot's “untranslated” note."
+            )
         elif not missing:
             summary = "Translation models are installed for every direction between the demo's languages."
         else:
-            summary = (f"Translation models cover {len(self.installed)} direction(s): "
-                       + ", ".join(f"{a}→{b}" for a, b in self.installed)
-                       + f". Not covered ({len(missing)}): " + ", ".join(f"{a}→{b}" for a, b in missing) + ".")
-        return {"known": self.known, "installed": [f"{a}→{b}" for a, b in self.installed],
-                "missing": [f"{a}→{b}" for a, b in missing], "summary": summary,
-                "install_command": INSTALL_COMMAND}
+            summary = (
+                f"Translation models cover {len(self.installed)} direction(s): "
+                + ", ".join(f"{a}→{b}" for a, b in self.installed)
+                + f". Not covered ({len(missing)}): "
+                + ", ".join(f"{a}→{b}" for a, b in missing)
+                + "."
+            )
+        return {
+            "known": self.known,
+            "installed": [f"{a}→{b}" for a, b in self.installed],
+            "missing": [f"{a}→{b}" for a, b in missing],
+            "summary": summary,
+            "install_command": INSTALL_COMMAND,
+        }
 
 
 class EmulatorLink:
@@ -123,16 +133,20 @@ class EmulatorLink:
         if self._session is not None:
             await self._session.close()
 
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
-                   params: dict[str, str] | None = None) -> Any:
+    async def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+    ) -> Any:
         """Call a control endpoint and return its `result` (EmulatorUnavailable on any failure)."""
         url = f"{self.base_url}/control{path}"
         try:
-            async with self.session.request(method, url, json=body, params=params,
-                                            timeout=aiohttp.ClientTimeout(total=30)) as resp:
+            async with self.session.request(
+                method, url, json=body, params=params, timeout=aiohttp.ClientTimeout(total=30)
+            ) as resp:
                 data = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise EmulatorUnavailable(f"the Bot API emulator at {self.base_url} did not answer ({exc})") from None
+            raise EmulatorUnavailable(
+                f"the Bot API emulator at {self.base_url} did not answer ({exc})"
+            ) from None
         if not isinstance(data, dict) or not data.get("ok"):
             raise EmulatorUnavailable(str(data.get("error") if isinstance(data, dict) else data))
         return data.get("result")
@@ -152,12 +166,23 @@ class EmulatorLink:
             body["reply_to"] = reply_to
         return dict(await self.call("POST", f"/users/{user_id}/text", body))
 
-    async def send_file(self, user_id: int, kind: str, data: bytes, file_name: str, mime_type: str,
-                        caption: str | None, reply_to: int | None = None) -> dict[str, Any]:
+    async def send_file(
+        self,
+        user_id: int,
+        kind: str,
+        data: bytes,
+        file_name: str,
+        mime_type: str,
+        caption: str | None,
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
         """Send a photo or a document as the user; return the stored message."""
         # JSON with base64 keeps non-ASCII file names intact (multipart clients percent-encode them).
-        body: dict[str, Any] = {"data_base64": base64.b64encode(data).decode("ascii"), "file_name": file_name,
-                                "mime_type": mime_type}
+        body: dict[str, Any] = {
+            "data_base64": base64.b64encode(data).decode("ascii"),
+            "file_name": file_name,
+            "mime_type": mime_type,
+        }
         if caption:
             body["caption"] = caption
         if reply_to is not None:
@@ -166,8 +191,9 @@ class EmulatorLink:
 
     async def press(self, user_id: int, message_id: int, data: str) -> str:
         """Press an inline button as the user; return the callback query id."""
-        result = await self.call("POST", f"/users/{user_id}/press",
-                                 {"message_id": message_id, "callback_data": data})
+        result = await self.call(
+            "POST", f"/users/{user_id}/press", {"message_id": message_id, "callback_data": data}
+        )
         return str(result["callback_query_id"])
 
     async def file(self, file_id: str) -> tuple[bytes, str]:
@@ -179,7 +205,9 @@ class EmulatorLink:
                     raise EmulatorUnavailable(f"no such file ({resp.status})")
                 return await resp.read(), resp.content_type or "application/octet-stream"
         except aiohttp.ClientError as exc:
-            raise EmulatorUnavailable(f"the Bot API emulator at {self.base_url} did not answer ({exc})") from None
+            raise EmulatorUnavailable(
+                f"the Bot API emulator at {self.base_url} did not answer ({exc})"
+            ) from None
 
     async def events(self, ready: Callable[[], Awaitable[None]]) -> AsyncIterator[dict[str, Any]]:
         """Yield the emulator's events; `ready` is awaited once the stream is subscribed."""
@@ -210,8 +238,13 @@ PaneSource = Callable[[], Awaitable[list[Pane]]]
 class SandboxWeb:
     """The page and its API, over one emulator."""
 
-    def __init__(self, link: EmulatorLink, panes: PaneSource, translation: TranslationStatus | None = None,
-                 title: str = "Liaison sandbox") -> None:
+    def __init__(
+        self,
+        link: EmulatorLink,
+        panes: PaneSource,
+        translation: TranslationStatus | None = None,
+        title: str = "Liaison sandbox",
+    ) -> None:
         self.link = link
         self.panes = panes
         self.translation = translation
@@ -253,12 +286,15 @@ class SandboxWeb:
             str(pane.id): [render_message(m, pane.lang) for m in chat if not m.get("deleted")]
             for pane, chat in zip(panes, chats, strict=True)
         }
-        return web.json_response({
-            "title": self.title,
-            "panes": [pane.to_dict() for pane in panes],
-            "messages": messages,
-            "translation": self.translation.to_dict() if self.translation else None,
-        }, dumps=_dumps)
+        return web.json_response(
+            {
+                "title": self.title,
+                "panes": [pane.to_dict() for pane in panes],
+                "messages": messages,
+                "translation": self.translation.to_dict() if self.translation else None,
+            },
+            dumps=_dumps,
+        )
 
     async def _user(self, request: web.Request) -> Pane:
         """Return the pane named in the URL (404 if it is not one of the page's panes)."""
@@ -288,8 +324,9 @@ class SandboxWeb:
         pane = await self._user(request)
         if request.headers.get("X-Sandbox") != "1":
             # A form post from another origin could not set this header without a CORS preflight.
-            raise web.HTTPForbidden(text=_dumps({"error": "missing X-Sandbox header"}),
-                                    content_type="application/json")
+            raise web.HTTPForbidden(
+                text=_dumps({"error": "missing X-Sandbox header"}), content_type="application/json"
+            )
         form = await request.post()
         upload = form.get("file")
         if not isinstance(upload, web.FileField):
@@ -301,8 +338,9 @@ class SandboxWeb:
         kind = "photo" if mime in ("image/jpeg", "image/png") else "document"
         caption = str(form.get("caption") or "").strip() or None
         name = unquote(upload.filename or "") or "file"  # browsers send UTF-8, other clients %-encode
-        record = await self.link.send_file(pane.id, kind, data, name, mime, caption,
-                                           _reply_to(form.get("reply_to")))
+        record = await self.link.send_file(
+            pane.id, kind, data, name, mime, caption, _reply_to(form.get("reply_to"))
+        )
         return web.json_response({"ok": True, "message": render_message(record, pane.lang)}, dumps=_dumps)
 
     async def press(self, request: web.Request) -> web.Response:
@@ -325,16 +363,26 @@ class SandboxWeb:
         except EmulatorUnavailable:
             raise web.HTTPNotFound(text="no such file") from None
         name = request.query.get("name") or "download"
-        name = name.replace("/", "_").replace("\\", "_").replace("\r", "").replace("\n", "")[:200] or "download"
+        name = (
+            name.replace("/", "_").replace("\\", "_").replace("\r", "").replace("\n", "")[:200] or "download"
+        )
         ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in name)
         disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
-        return web.Response(body=data, content_type=content_type,
-                            headers={"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"})
+        return web.Response(
+            body=data,
+            content_type=content_type,
+            headers={"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"},
+        )
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Stream live updates to the page, translated from the emulator's events."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                               "X-Accel-Buffering": "no"})
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
         await response.prepare(request)
         await response.write(b"retry: 1500\n\n")
 
@@ -393,8 +441,15 @@ def users_as_panes(link: EmulatorLink) -> PaneSource:
             lang = str(user.get("language_code") or "en")[:2]
             name = " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p)
             subtitle = f"@{user['username']}" if user.get("username") else f"user {user['id']}"
-            out.append(Pane(id=int(user["id"]), key=f"user-{user['id']}", name=name, subtitle=subtitle,
-                            lang=lang if lang in _LANGS else "en"))
+            out.append(
+                Pane(
+                    id=int(user["id"]),
+                    key=f"user-{user['id']}",
+                    name=name,
+                    subtitle=subtitle,
+                    lang=lang if lang in _LANGS else "en",
+                )
+            )
         return out
 
     return panes
@@ -423,7 +478,9 @@ def _bad(reason: str) -> web.HTTPBadRequest:
 async def _json_body(request: web.Request) -> dict[str, Any]:
     """Return the JSON object of a POST (415 for other content types, which skip the CORS preflight)."""
     if request.content_type != "application/json":
-        raise web.HTTPUnsupportedMediaType(text=_dumps({"error": "send JSON"}), content_type="application/json")
+        raise web.HTTPUnsupportedMediaType(
+            text=_dumps({"error": "send JSON"}), content_type="application/json"
+        )
     try:
         body = await request.json()
     except ValueError:
@@ -434,8 +491,10 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 
 #: The page loads nothing from elsewhere and runs no inline code; the bot's HTML is sanitized anyway.
-_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -446,8 +505,9 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 @web.middleware
-async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                  ) -> web.StreamResponse:
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Answer API failures as JSON {"error": ...} so the page can show them."""
     try:
         return await handler(request)

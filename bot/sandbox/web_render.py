@@ -150,8 +150,11 @@ def render_message(record: dict[str, Any], pane_lang: str) -> dict[str, Any]:
     rows = (record.get("reply_markup") or {}).get("inline_keyboard") or []
     keyboard = [
         [
-            {"text": str(b.get("text", "")), "data": b.get("callback_data"),
-             "url": b.get("url") if str(b.get("url") or "").startswith(("http://", "https://")) else None}
+            {
+                "text": str(b.get("text", "")),
+                "data": b.get("callback_data"),
+                "url": b.get("url") if str(b.get("url") or "").startswith(("http://", "https://")) else None,
+            }
             for b in row
         ]
         for row in rows
@@ -159,9 +162,13 @@ def render_message(record: dict[str, Any], pane_lang: str) -> dict[str, Any]:
     file = record.get("file")
     document = None
     if file and record.get("kind") in ("document", "photo", "audio", "voice", "video", "animation"):
-        document = {"file_id": file.get("file_id"), "name": file.get("file_name") or _default_name(record),
-                    "size": int(file.get("size") or 0), "mime": file.get("mime_type"),
-                    "kind": record.get("kind")}
+        document = {
+            "file_id": file.get("file_id"),
+            "name": file.get("file_name") or _default_name(record),
+            "size": int(file.get("size") or 0),
+            "mime": file.get("mime_type"),
+            "kind": record.get("kind"),
+        }
     return {
         "message_id": record.get("message_id"),
         "chat_id": record.get("chat_id"),

@@ -22,15 +22,19 @@ MISSING = {("zh", "lo"), ("lo", "zh")}
 
 def base_settings(home: Path) -> Settings:
     """Return the settings `liaison sandbox` would start from (the sandbox overrides database and token)."""
-    return Settings(data_dir=home, database_url=f"sqlite:///{home / 'unused.db'}",
-                    data_key=Secret(base64.urlsafe_b64encode(os.urandom(32)).decode()))
+    return Settings(
+        data_dir=home,
+        database_url=f"sqlite:///{home / 'unused.db'}",
+        data_key=Secret(base64.urlsafe_b64encode(os.urandom(32)).decode()),
+    )
 
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
     """Start a seeded sandbox with the tag translator (without the sample conversation); stop it after the test."""
-    options = SandboxOptions(data_dir=tmp_path / "sandbox", port=0, translator=TagTranslator(missing=MISSING),
-                             conversation=False)
+    options = SandboxOptions(
+        data_dir=tmp_path / "sandbox", port=0, translator=TagTranslator(missing=MISSING), conversation=False
+    )
     box = Sandbox(base_settings(tmp_path / "home"), options)
     await box.start()
     try:

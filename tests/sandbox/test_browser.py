@@ -15,7 +15,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -46,7 +46,7 @@ class ThreadedSandbox:
         """Run a coroutine in the sandbox's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def __enter__(self) -> ThreadedSandbox:
+    def __enter__(self) -> Self:
         self.thread.start()
         self.run(self.box.start())
         return self
@@ -73,15 +73,27 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     downloads.mkdir()
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1900,1000",
-                "--lang=en-US"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1900,1000",
+        "--lang=en-US",
+    ):
         options.add_argument(arg)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
     driver.downloads = downloads
     try:
         yield driver
@@ -138,24 +150,33 @@ def test_trainer_drives_the_page(tmp_path: Path, browser: Any) -> None:
         panes = browser.find_elements(By.CSS_SELECTOR, "#panes .pane")
         assert [p.get_attribute("data-lang") for p in panes] == ["zh", "vi", "lo", "en", "en"]
         banner = browser.find_element(By.ID, "banner")
-        assert banner.is_displayed() and "liaison models install FILE" in banner.text and "zh→lo" in banner.text
+        assert (
+            banner.is_displayed() and "liaison models install FILE" in banner.text and "zh→lo" in banner.text
+        )
         # The officers registered through real invites: each pane shows the bot's welcome in its language.
         wait.until(lambda d: any("欢迎" in t for t in _texts(d, "zh-officer")))
         assert any("ຍິນດີ" in t for t in _texts(browser, "lo-officer")), _texts(browser, "lo-officer")
 
         # Press a button: the coordinator opens the language menu and picks English.
         _type(browser, "coordinator", "/language")
-        button = wait.until(ec.element_to_be_clickable(
-            (By.XPATH, "//*[@id='pane-coordinator']//div[@class='keyboard']//button[text()='English']")))
+        button = wait.until(
+            ec.element_to_be_clickable(
+                (By.XPATH, "//*[@id='pane-coordinator']//div[@class='keyboard']//button[text()='English']")
+            )
+        )
         before = len(_texts(browser, "coordinator"))
         button.click()
-        wait.until(lambda d: len(_texts(d, "coordinator")) > before
-                   and "English" in _texts(d, "coordinator")[-1])
+        wait.until(
+            lambda d: len(_texts(d, "coordinator")) > before and "English" in _texts(d, "coordinator")[-1]
+        )
 
         # The Lao officer sends a report through the pane's file picker.
         _attach(browser, "lo-officer", "ລາຍງານ.txt", "ລາຍງານ ການກວດ\n".encode())
-        wait.until(lambda d: d.find_elements(By.XPATH, "//*[@id='pane-lo-officer']//li[contains(@class,'me')]"
-                                                       "//a[@download='ລາຍງານ.txt']"))
+        wait.until(
+            lambda d: d.find_elements(
+                By.XPATH, "//*[@id='pane-lo-officer']//li[contains(@class,'me')]//a[@download='ລາຍງານ.txt']"
+            )
+        )
         # Download a document the bot sent: the auditor's export when the audit area has /export.
         downloaded_from = _download(browser, wait, sandbox)
 
@@ -174,14 +195,18 @@ def test_trainer_drives_the_page(tmp_path: Path, browser: Any) -> None:
             quote = browser.find_elements(By.CSS_SELECTOR, "#pane-vi-officer blockquote")
             assert quote and quote[-1].get_attribute("lang") == "zh"
             # The Vietnamese officer answers with Telegram's reply; the Chinese officer gets it as a reply.
-            relayed = browser.find_elements(By.XPATH, "//*[@id='pane-vi-officer']//li[contains(@class,'msg')]"
-                                                      f"[.//div[contains(.,'{CHINESE}')]]")[-1]
+            relayed = browser.find_elements(
+                By.XPATH,
+                f"//*[@id='pane-vi-officer']//li[contains(@class,'msg')][.//div[contains(.,'{CHINESE}')]]",
+            )[-1]
             relayed.find_element(By.CSS_SELECTOR, ".reply").click()
             assert "Reply to:" in browser.find_element(By.CSS_SELECTOR, "#pane-vi-officer .replying").text
             _type(browser, "vi-officer", ANSWER)
             wait.until(lambda d: any(ANSWER in t for t in _texts(d, "zh-officer")))
-            answer = browser.find_elements(By.XPATH, "//*[@id='pane-zh-officer']//li[contains(@class,'msg')]"
-                                                     f"[.//div[contains(.,'{ANSWER}')]]")[-1]
+            answer = browser.find_elements(
+                By.XPATH,
+                f"//*[@id='pane-zh-officer']//li[contains(@class,'msg')][.//div[contains(.,'{ANSWER}')]]",
+            )[-1]
             assert CHINESE[:20] in answer.find_element(By.CSS_SELECTOR, ".reply-ref").text
         time.sleep(0.5)  # let the fonts settle before the picture
         ARTIFACTS.mkdir(exist_ok=True)
@@ -192,12 +217,15 @@ def test_trainer_drives_the_page(tmp_path: Path, browser: Any) -> None:
         time.sleep(0.3)
         viewport = browser.execute_script("return document.documentElement.clientWidth")
         widths = browser.execute_script(
-            "return [...document.querySelectorAll('#panes .pane')].map(p => p.getBoundingClientRect().width)")
+            "return [...document.querySelectorAll('#panes .pane')].map(p => p.getBoundingClientRect().width)"
+        )
         assert all(0 < w <= viewport for w in widths), (viewport, widths)
         browser.save_screenshot(str(ARTIFACTS / "sandbox-narrow.png"))
         if not relay:
             reason = demo.skipped.get("case room") or "handlers/relay.py registers no handler yet"
-            pytest.skip(f"the relay is not in this build ({reason}): checked everything else, screenshot saved")
+            pytest.skip(
+                f"the relay is not in this build ({reason}): checked everything else, screenshot saved"
+            )
 
 
 def _download(browser: Any, wait: Any, sandbox: ThreadedSandbox) -> str:
@@ -216,8 +244,11 @@ def _download(browser: Any, wait: Any, sandbox: ThreadedSandbox) -> str:
     name = link.get_attribute("download")
     link.click()
     target = browser.downloads / name
-    wait.until(lambda d: target.exists() and target.stat().st_size > 0 and not list(
-        browser.downloads.glob("*.crdownload")))
+    wait.until(
+        lambda d: (
+            target.exists() and target.stat().st_size > 0 and not list(browser.downloads.glob("*.crdownload"))
+        )
+    )
     if pane == "auditor":
         # The signed bundle itself: a ZIP with the manifest and the case's messages.
         with zipfile.ZipFile(target) as bundle:

@@ -27,7 +27,11 @@ def test_liaison_sandbox_prints_one_address_serves_the_page_and_stops_on_ctrl_c(
     data_dir = tmp_path / "sandbox-data"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "sandbox", "--port", "0", "--data-dir", str(data_dir)],
-        cwd=ROOT, env=_env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=_env(tmp_path / "home"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -58,9 +62,22 @@ def test_liaison_sandbox_refuses_a_busy_port_with_one_line(tmp_path: Path) -> No
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port), "--data-dir", str(tmp_path / "d")],
-            cwd=ROOT, env=_env(tmp_path / "home"), capture_output=True, text=True, timeout=25,
+        result = subprocess.run(  # noqa: PLW1510 - the exit status is asserted below
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "sandbox",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "d"),
+            ],
+            cwd=ROOT,
+            env=_env(tmp_path / "home"),
+            capture_output=True,
+            text=True,
+            timeout=25,
         )
     assert result.returncode == 2
     assert result.stdout == ""
