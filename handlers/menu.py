@@ -45,6 +45,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("introduce", N_("Introduce two officers so they can write one-to-one"), STAFF),
     Command("broadcast", N_("Send an alert to many officers"), STAFF),
     Command("meeting", N_("Record a joint meeting and its action items"), STAFF),
+    Command("item", N_("Change an action item's due date or owners, or cancel it"), STAFF),
     Command("glossary", N_("Add a term to the enforcement glossary"), STAFF),
     Command("invite", N_("Create an invite code"), STAFF),
     Command("officers", N_("List registered officers"), STAFF + ("auditor",)),
