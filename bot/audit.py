@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _json_str  # the C encoder json.dumps uses
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, create_engine, event, select
 from sqlalchemy.orm import Session
@@ -32,6 +32,7 @@ from bot.models import AuditEvent, AuditHead
 logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
+T = TypeVar("T")
 #: rows fetched per round trip when walking the chain
 VERIFY_BATCH = 20_000
 
@@ -63,7 +64,9 @@ def body_hash(text: str | bytes) -> str:
 _CONTENT = '{"actor":%s,"at":"%s","case":%s,"data":%s,"kind":%s,"seq":%d}'
 
 
-def content_text(seq: int, at_text: str, kind: str, actor_id: int | None, case_tag: str | None, data: str) -> str:
+def content_text(
+    seq: int, at_text: str, kind: str, actor_id: int | None, case_tag: str | None, data: str
+) -> str:
     """Return the canonical content of an event whose time is already formatted (see `format_time`)."""
     return _CONTENT % (
         "null" if actor_id is None else actor_id,
@@ -152,8 +155,11 @@ def read_snapshot(db: Database) -> Iterator[Connection]:
     On PostgreSQL the transaction is REPEATABLE READ, READ ONLY.
     """
     if db.dialect == "sqlite":
-        engine = create_engine(db.engine.url, poolclass=NullPool,
-                               connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(
+            db.engine.url,
+            poolclass=NullPool,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -271,7 +277,7 @@ class _Failure:
 _DONE = object()
 
 
-def prefetched(batches: Iterator[list[RawEvent]], depth: int = 2) -> Iterator[list[RawEvent]]:
+def prefetched(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Yield the batches of another iterator, fetched ahead in a thread.
 
     The database (or SQLite's C code, which releases the GIL) prepares the next batch while this thread
@@ -318,7 +324,7 @@ def prefetched(batches: Iterator[list[RawEvent]], depth: int = 2) -> Iterator[li
 
 
 def at_text(stored: str) -> str:
-    """Return a time in the hashed form 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (from that form or SQLite's storage form)."""
+    """Return a time in the hashed form 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (from it or SQLite's stored form)."""
     if len(stored) == 27 and stored[10] == "T" and stored[26] == "Z":
         return stored
     if len(stored) == 26 and stored[10] == " ":
@@ -403,7 +409,7 @@ def verify_chain(
     esc = _json_str
     # Kinds and case tags repeat: escape each once.
     kinds: dict[str, str] = {}
-    cases: dict[str | None, str] = {None: "null"}
+    cases: dict[str | None, str] = {None: "null"}  # a None key is always present
     with read_snapshot(db) as conn, db.engine.connect() as side:
         # `side` answers the diagnosis queries while `conn` streams from the prefetching thread.
         head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
@@ -430,7 +436,7 @@ def verify_chain(
                         k = kinds[kind] = esc(kind)
                     c = cases.get(case)
                     if c is None:
-                        c = cases[case] = esc(case)
+                        c = cases[case] = esc(str(case))
                     content = fmt % ("null" if actor is None else actor, at, c, esc(data), k, seq)
                 else:
                     content = _slow_content(row)
@@ -446,8 +452,13 @@ def verify_chain(
                 expected = seq + 1
                 count += 1
                 if anchors and seq in anchors and anchors.pop(seq) != stored:
-                    result.breaks.append(ChainBreak(seq, "anchor", f"event {seq} has hash {stored}, but the "
-                                                    "pinned hash for it is a different one"))
+                    result.breaks.append(
+                        ChainBreak(
+                            seq,
+                            "anchor",
+                            f"event {seq} has hash {stored}, but the pinned hash for it is a different one",
+                        )
+                    )
                     if len(result.breaks) >= max_breaks:
                         break
             else:
@@ -464,11 +475,20 @@ def verify_chain(
             result.breaks.extend(_check_head(result, head))
         for seq in sorted(anchors):
             if len(result.breaks) < max_breaks and seq > result.last_seq:
-                result.breaks.append(ChainBreak(seq, "anchor", f"pinned event {seq} is no longer in the chain "
-                                                f"(it ends at {result.last_seq})"))
+                result.breaks.append(
+                    ChainBreak(
+                        seq,
+                        "anchor",
+                        f"pinned event {seq} is no longer in the chain (it ends at {result.last_seq})",
+                    )
+                )
     result.seconds = time.perf_counter() - started
-    logger.info("audit chain verified: %s events in %.2f s, %s", result.events, result.seconds,
-                "intact" if result.ok else f"{len(result.breaks)} break(s)")
+    logger.info(
+        "audit chain verified: %s events in %.2f s, %s",
+        result.events,
+        result.seconds,
+        "intact" if result.ok else f"{len(result.breaks)} break(s)",
+    )
     return result
 
 
@@ -497,16 +517,25 @@ def _check_head(result: VerifyResult, head: Any) -> list[ChainBreak]:
     if head_seq == result.last_seq and head_hash == result.last_hash:
         return []
     if head_seq > result.last_seq:
-        what = (f"the head row says the chain ends at event {head_seq} (hash {head_hash}) but the last event "
-                f"is {result.last_seq}: events {result.last_seq + 1}..{head_seq} were deleted from the end")
+        what = (
+            f"the head row says the chain ends at event {head_seq} (hash {head_hash}) but the last event "
+            f"is {result.last_seq}: events {result.last_seq + 1}..{head_seq} were deleted from the end"
+        )
     elif head_seq < result.last_seq:
-        what = (f"the head row says the chain ends at event {head_seq} but events continue to {result.last_seq}:"
-                " the head row was edited or events were inserted")
+        what = (
+            f"the head row says the chain ends at event {head_seq} but events continue to {result.last_seq}:"
+            " the head row was edited or events were inserted"
+        )
     else:
-        what = (f"the head row's hash {head_hash} differs from the last event's hash {result.last_hash}:"
-                " the last event or the head row was edited")
-    return [ChainBreak(result.last_seq if head_seq <= result.last_seq else result.last_seq + 1,
-                       "head-mismatch", what)]
+        what = (
+            f"the head row's hash {head_hash} differs from the last event's hash {result.last_hash}:"
+            " the last event or the head row was edited"
+        )
+    return [
+        ChainBreak(
+            result.last_seq if head_seq <= result.last_seq else result.last_seq + 1, "head-mismatch", what
+        )
+    ]
 
 
 def _seq_of_hash(conn: Connection, digest: str) -> int | None:
@@ -531,20 +560,34 @@ def _diagnose_link(conn: Connection, row: RawEvent, expected: int, prev_hex: str
     """Explain why an event does not follow the one before it (runs once, at the break)."""
     seq, prev_hash = row[0], row[6]
     if seq != expected and prev_hash == prev_hex:
-        return ChainBreak(expected, "gap", f"the chain goes from event {expected - 1} to event {seq}, yet event "
-                          f"{seq} links to event {expected - 1}: it was renumbered")
+        return ChainBreak(
+            expected,
+            "gap",
+            f"the chain goes from event {expected - 1} to event {seq}, yet event "
+            f"{seq} links to event {expected - 1}: it was renumbered",
+        )
     if seq != expected:
         missing = f"event {expected}" if seq == expected + 1 else f"events {expected}..{seq - 1}"
-        return ChainBreak(expected, "gap", f"{missing} missing: the chain jumps from event {expected - 1} to {seq}")
+        return ChainBreak(
+            expected, "gap", f"{missing} missing: the chain jumps from event {expected - 1} to {seq}"
+        )
     owner = _seq_of_hash(conn, prev_hash)
     if owner is not None and owner != seq - 1:
         original = _recorded_as(row, [owner + 1, seq + 1, seq - 1])
         origin = f"; its content was recorded as event {original}" if original is not None else ""
-        return ChainBreak(seq, "reordered", f"event {seq} links to event {owner} (its previous hash is event "
-                          f"{owner}'s hash), not to event {seq - 1}: events were reordered{origin}")
-    return ChainBreak(seq, "prev-link", f"event {seq} says the previous hash is {prev_hash} but event {seq - 1}'s "
-                      f"hash is {prev_hex}: an event before it was rewritten, or events were deleted and the rest "
-                      "renumbered")
+        return ChainBreak(
+            seq,
+            "reordered",
+            f"event {seq} links to event {owner} (its previous hash is event "
+            f"{owner}'s hash), not to event {seq - 1}: events were reordered{origin}",
+        )
+    return ChainBreak(
+        seq,
+        "prev-link",
+        f"event {seq} says the previous hash is {prev_hash} but event {seq - 1}'s "
+        f"hash is {prev_hex}: an event before it was rewritten, or events were deleted and the rest "
+        "renumbered",
+    )
 
 
 def _diagnose_hash(conn: Connection, row: RawEvent, computed: str) -> ChainBreak:
@@ -552,14 +595,19 @@ def _diagnose_hash(conn: Connection, row: RawEvent, computed: str) -> ChainBreak
     seq, stored = row[0], row[7]
     original = _recorded_as(row, [seq - 1, seq + 1])
     if original is not None:
-        return ChainBreak(seq, "reordered", f"event {seq}'s content was recorded as event {original}: "
-                          "events were renumbered or reordered")
+        return ChainBreak(
+            seq,
+            "reordered",
+            f"event {seq}'s content was recorded as event {original}: events were renumbered or reordered",
+        )
     nxt = conn.execute(select(AuditEvent.prev_hash).where(AuditEvent.seq == seq + 1)).first()
     if nxt is not None and nxt[0] == stored:
         why = "its content (time, kind, actor, case or data) was changed after it was recorded"
     else:
         why = "its content or its stored hash was changed after it was recorded"
-    return ChainBreak(seq, "hash-mismatch", f"event {seq}: stored hash {stored}, content hashes to {computed}: {why}")
+    return ChainBreak(
+        seq, "hash-mismatch", f"event {seq}: stored hash {stored}, content hashes to {computed}: {why}"
+    )
 
 
 def chain_head(db: Database) -> Recorded:

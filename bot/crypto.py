@@ -131,9 +131,13 @@ class DataCipher:
             raise DataKeyError(f"data was encrypted with key {kid}, which is not in the keyring")
         start = 2 + blob[1]
         try:
-            return aead.decrypt(bytes(blob[start : start + 12]), bytes(blob[start + 12 :]), aad).decode("utf-8")
+            return aead.decrypt(bytes(blob[start : start + 12]), bytes(blob[start + 12 :]), aad).decode(
+                "utf-8"
+            )
         except InvalidTag:
-            raise DataKeyError(f"data key {kid} does not decrypt this value (wrong key or altered data)") from None
+            raise DataKeyError(
+                f"data key {kid} does not decrypt this value (wrong key or altered data)"
+            ) from None
 
     def encrypt_opt(self, plaintext: str | None, aad: bytes = b"") -> bytes | None:
         """Encrypt, passing None through."""
@@ -260,11 +264,12 @@ INFO_KEY = "liaison_encrypted"
 TABLE_COLUMN_AAD = "{table}.{column}"
 
 
-AadSpec = str | Callable[[Mapping[str, Any]], bytes] | None
+AadSpec = str | Callable[[Mapping[Any, Any]], bytes] | None
 
 
-def encrypted(aad: AadSpec = TABLE_COLUMN_AAD, *, purge_after: str | None = None,
-              aad_columns: tuple[str, ...] = ()) -> dict[str, Any]:
+def encrypted(
+    aad: AadSpec = TABLE_COLUMN_AAD, *, purge_after: str | None = None, aad_columns: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Return the `info=` of an encrypted column: `mapped_column(LargeBinary, info=encrypted(...))`.
 
     `aad` is the associated data the area encrypts the column with: a template over the row's columns,
@@ -276,8 +281,14 @@ def encrypted(aad: AadSpec = TABLE_COLUMN_AAD, *, purge_after: str | None = None
     return {INFO_KEY: {"aad": aad, "purge_after": purge_after, "aad_columns": tuple(aad_columns)}}
 
 
-def register_encrypted_column(table: Any, column: str, aad: AadSpec = TABLE_COLUMN_AAD, *,
-                              purge_after: str | None = None, aad_columns: tuple[str, ...] = ()) -> None:
+def register_encrypted_column(
+    table: Any,
+    column: str,
+    aad: AadSpec = TABLE_COLUMN_AAD,
+    *,
+    purge_after: str | None = None,
+    aad_columns: tuple[str, ...] = (),
+) -> None:
     """Mark an existing model's column as encrypted (the same as `info=encrypted(...)` in its definition)."""
     tbl = getattr(table, "__table__", table)
     if column not in tbl.c:
@@ -312,7 +323,7 @@ class EncryptedColumn:
             return ()
         return tuple(f for _lit, f, _spec, _conv in string.Formatter().parse(self.aad) if f)
 
-    def aad_for(self, row: Mapping[str, Any]) -> bytes:
+    def aad_for(self, row: Mapping[Any, Any]) -> bytes:
         """Return the associated data of one row."""
         if callable(self.aad):
             return self.aad(row)
@@ -340,8 +351,14 @@ def encrypted_columns(metadata: Any, listed: Iterable[Any] = ()) -> list[Encrypt
             if aad == TABLE_COLUMN_AAD:
                 aad = _literal(f"{table.name}.{col.name}")
             found[f"{table.name}.{col.name}"] = EncryptedColumn(
-                table.name, col.name, pk, aad, spec.get("purge_after"), bool(col.nullable),
-                tuple(spec.get("aad_columns", ())))
+                table.name,
+                col.name,
+                pk,
+                aad,
+                spec.get("purge_after"),
+                bool(col.nullable),
+                tuple(spec.get("aad_columns", ())),
+            )
     for entry in listed:
         table_name, column = entry[0], entry[1]
         aad = entry[2] if len(entry) > 2 else _literal(f"{table_name}.{column}")
@@ -351,8 +368,9 @@ def encrypted_columns(metadata: Any, listed: Iterable[Any] = ()) -> list[Encrypt
         if table is None or column not in table.c:
             raise KeyError(f"an area lists {table_name}.{column} as encrypted, but there is no such column")
         pk = tuple(c.name for c in table.primary_key.columns)
-        found[f"{table_name}.{column}"] = EncryptedColumn(table_name, column, pk, aad, None,
-                                                          bool(table.c[column].nullable))
+        found[f"{table_name}.{column}"] = EncryptedColumn(
+            table_name, column, pk, aad, None, bool(table.c[column].nullable)
+        )
     return sorted(found.values(), key=lambda c: c.name)
 
 
@@ -386,8 +404,9 @@ def load_signing_key(settings: Settings, *, create: bool = True) -> Ed25519Priva
             raise DataKeyError(f"no export-signing key at {path}")
         _private_dir(path.parent)
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -402,12 +421,12 @@ def load_signing_key(settings: Settings, *, create: bool = True) -> Ed25519Priva
     if path.stat().st_mode & 0o077:
         raise DataKeyError(f"{path} is readable by others; run: chmod 600 {path}")
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except ValueError:
         raise DataKeyError(f"{path} is not a valid PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise DataKeyError(f"{path} is not an Ed25519 key")
-    return key
+    return loaded
 
 
 def public_key_text(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
@@ -456,8 +475,11 @@ def sign(key: Ed25519PrivateKey, data: bytes) -> str:
 
 def public_pem(key: Ed25519PrivateKey) -> str:
     """Return the public key as a PEM block (for tools such as openssl)."""
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
 
 
 def unknown_ids(ids: Iterable[str], cipher: DataCipher) -> list[str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -34,7 +35,8 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select, type_coerce
+from sqlalchemy.types import NullType
 
 from bot import __version__, audit
 from bot.core import Core
@@ -62,16 +64,40 @@ RELAY_KINDS = ("relay",)
 ROW_BATCH = 2_000
 
 CSV_COLUMNS = (
-    "time_utc", "sender_local_time", "case", "message_id", "version", "kind", "sender", "sender_agency",
-    "sender_country", "recipient", "recipient_agency", "recipient_country", "original_language",
-    "original_text", "delivered_language", "delivered_text", "engine", "model", "status", "delivery_id",
-    "operation", "delivered_at_utc", "telegram_message_id", "original_sha256", "delivered_sha256",
-    "attachment_sha256", "notes",
+    "time_utc",
+    "sender_local_time",
+    "case",
+    "message_id",
+    "version",
+    "kind",
+    "sender",
+    "sender_agency",
+    "sender_country",
+    "recipient",
+    "recipient_agency",
+    "recipient_country",
+    "original_language",
+    "original_text",
+    "delivered_language",
+    "delivered_text",
+    "engine",
+    "model",
+    "status",
+    "delivery_id",
+    "operation",
+    "delivered_at_utc",
+    "telegram_message_id",
+    "original_sha256",
+    "delivered_sha256",
+    "attachment_sha256",
+    "notes",
 )
 BUNDLE_FILES = ("messages.csv", "messages.jsonl", "events.jsonl", "README.txt")
 
-USAGE = N_("Usage: /export CASE-TAG, or /export FROM TO with dates like 2026-08-01 2026-08-31 (your time zone), "
-           "or both: /export CASE-TAG FROM TO.")
+USAGE = N_(
+    "Usage: /export CASE-TAG, or /export FROM TO with dates like 2026-08-01 2026-08-31 (your time zone), "
+    "or both: /export CASE-TAG FROM TO."
+)
 ERR_NOT_ALLOWED = N_("Only auditors and administrators can export the audit log.")
 ERR_BAD_DATE = N_("Cannot read the date {value}: use the form 2026-08-31.")
 ERR_BAD_RANGE = N_("The end date {until} is before the start date {since}.")
@@ -128,8 +154,14 @@ def parse_when(text: str, tz: str = "UTC", *, end: bool = False) -> datetime:
     return moment.astimezone(UTC)
 
 
-def make_filter(*, case_tag: str | None = None, since: str | None = None, until: str | None = None,
-                officer: str | None = None, tz: str = "UTC") -> ExportFilter:
+def make_filter(
+    *,
+    case_tag: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    officer: str | None = None,
+    tz: str = "UTC",
+) -> ExportFilter:
     """Build a filter from typed values; a date-only `until` includes that whole day."""
     if case_tag is not None and not _CASE_RE.match(case_tag):
         raise InvalidInput(ERR_UNKNOWN_CASE, case=case_tag)
@@ -144,13 +176,17 @@ def make_filter(*, case_tag: str | None = None, since: str | None = None, until:
 
 
 def parse_command_args(args: list[str], tz: str) -> ExportFilter:
-    """Read `/export CASE-TAG`, `/export FROM TO` or `/export CASE-TAG FROM TO` (dates in the officer's zone)."""
+    """Read `/export CASE-TAG`, `/export FROM TO` or both (the dates are days in the officer's time zone)."""
     dates = [a for a in args if _DATE_RE.match(a)]
     others = [a for a in args if not _DATE_RE.match(a)]
     if not args or len(others) > 1 or len(dates) not in (0, 2):
         raise InvalidInput(USAGE)
-    return make_filter(case_tag=others[0] if others else None, since=dates[0] if dates else None,
-                       until=dates[1] if dates else None, tz=tz)
+    return make_filter(
+        case_tag=others[0] if others else None,
+        since=dates[0] if dates else None,
+        until=dates[1] if dates else None,
+        tz=tz,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -209,11 +245,16 @@ def _json_line(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def _csv_cell(value: Any) -> Any:
-    """Neutralize spreadsheet formulas: a text starting with = + - @ (or a tab/CR) gets a leading '."""
-    if isinstance(value, str) and value and value[0] in "=+-@\t\r":
-        return "'" + value
-    return value
+#: a CSV cell starting with one of these gets a leading ' so spreadsheet programs do not run it as a formula
+FORMULA_START = "=+-@\t\r"
+
+
+def csv_cells(item: dict[str, Any]) -> list[Any]:
+    """Return a row's CSV cells in column order, formulas neutralized."""
+    return [
+        "'" + v if v.__class__ is str and v and v[0] in FORMULA_START else v
+        for v in map(item.__getitem__, CSV_COLUMNS)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -221,7 +262,9 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _utc(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _local(value: datetime | None, tz: str | None) -> str | None:
@@ -266,16 +309,26 @@ def _message_statement(flt: ExportFilter, officer_id: int | None) -> Any:
     from bot.models.relay import Delivery, Message, MessageTranslation, MessageVersion
 
     m, d = Message.__table__, Delivery.__table__
+
+    def raw(col: Any) -> Any:
+        # Times come as the driver gives them (no per-value type processing); `_as_utc` reads them.
+        return type_coerce(col, NullType())
+
     sender, recipient = Officer.__table__.alias("s"), Officer.__table__.alias("r")
     sag, rag = Agency.__table__.alias("sa"), Agency.__table__.alias("ra")
     t2, v2 = MessageTranslation.__table__.alias("t2"), MessageVersion.__table__.alias("v2")
     # Which version of the message a copy carried: the translation whose hash the delivery recorded,
     # else the newest version that existed when the copy was queued.
-    by_hash = (select(func.max(t2.c.version))
-               .where(t2.c.message_id == m.c.id, t2.c.lang == d.c.lang, t2.c.text_hash == d.c.body_hash)
-               .scalar_subquery())
-    by_time = (select(func.max(v2.c.version))
-               .where(v2.c.message_id == m.c.id, v2.c.created_at <= d.c.created_at).scalar_subquery())
+    by_hash = (
+        select(func.max(t2.c.version))
+        .where(t2.c.message_id == m.c.id, t2.c.lang == d.c.lang, t2.c.text_hash == d.c.body_hash)
+        .scalar_subquery()
+    )
+    by_time = (
+        select(func.max(v2.c.version))
+        .where(v2.c.message_id == m.c.id, v2.c.created_at <= d.c.created_at)
+        .scalar_subquery()
+    )
     version = case((d.c.id.is_(None), m.c.version), else_=func.coalesce(by_hash, by_time, 1))
     conds = []
     if flt.case_tag is not None:
@@ -288,15 +341,34 @@ def _message_statement(flt: ExportFilter, officer_id: int | None) -> Any:
         conds.append(or_(m.c.sender_id == officer_id, d.c.recipient_id == officer_id))
     base = (
         select(
-            m.c.id.label("message_id"), m.c.case_tag, m.c.kind, m.c.source_lang, m.c.created_at,
-            m.c.edited_at, m.c.retracted_at, m.c.file_sha256, m.c.media_enc, m.c.version.label("versions"),
-            m.c.body_enc.label("current_enc"), m.c.body_hash.label("current_hash"),
-            sender.c.display_name.label("s_name"), sender.c.username.label("s_user"),
-            sender.c.country.label("s_country"), sender.c.timezone.label("s_tz"), sag.c.name.label("s_agency"),
-            d.c.id.label("delivery_id"), d.c.op, d.c.lang.label("d_lang"), d.c.body_hash.label("d_hash"),
-            d.c.status, d.c.finished_at, d.c.telegram_message_id, d.c.reason,
-            recipient.c.display_name.label("r_name"), recipient.c.username.label("r_user"),
-            recipient.c.country.label("r_country"), rag.c.name.label("r_agency"),
+            m.c.id.label("message_id"),
+            m.c.case_tag,
+            m.c.kind,
+            m.c.source_lang,
+            raw(m.c.created_at).label("created_at"),
+            raw(m.c.retracted_at).label("retracted_at"),
+            m.c.file_sha256,
+            m.c.media_enc,
+            m.c.version.label("versions"),
+            m.c.body_enc.label("current_enc"),
+            m.c.body_hash.label("current_hash"),
+            sender.c.display_name.label("s_name"),
+            sender.c.username.label("s_user"),
+            sender.c.country.label("s_country"),
+            sender.c.timezone.label("s_tz"),
+            sag.c.name.label("s_agency"),
+            d.c.id.label("delivery_id"),
+            d.c.op,
+            d.c.lang.label("d_lang"),
+            d.c.body_hash.label("d_hash"),
+            d.c.status,
+            raw(d.c.finished_at).label("finished_at"),
+            d.c.telegram_message_id,
+            d.c.reason,
+            recipient.c.display_name.label("r_name"),
+            recipient.c.username.label("r_user"),
+            recipient.c.country.label("r_country"),
+            rag.c.name.label("r_agency"),
             version.label("ver"),
         )
         .select_from(
@@ -311,106 +383,167 @@ def _message_statement(flt: ExportFilter, officer_id: int | None) -> Any:
     )
     v, t = MessageVersion.__table__.alias("v"), MessageTranslation.__table__.alias("t")
     return (
-        select(base, v.c.body_enc.label("orig_enc"), v.c.body_hash.label("orig_hash"),
-               v.c.source_lang.label("orig_lang"), t.c.text_enc, t.c.text_hash, t.c.engine, t.c.model,
-               t.c.translated, t.c.failure)
+        select(
+            base,
+            v.c.body_enc.label("orig_enc"),
+            v.c.body_hash.label("orig_hash"),
+            v.c.source_lang.label("orig_lang"),
+            t.c.text_enc,
+            t.c.text_hash,
+            t.c.engine,
+            t.c.model,
+            t.c.translated,
+            t.c.failure,
+        )
         .select_from(
-            base.outerjoin(v, and_(v.c.message_id == base.c.message_id, v.c.version == base.c.ver))
-            .outerjoin(t, and_(t.c.message_id == base.c.message_id, t.c.version == base.c.ver,
-                               t.c.lang == base.c.d_lang))
+            base.outerjoin(v, and_(v.c.message_id == base.c.message_id, v.c.version == base.c.ver)).outerjoin(
+                t,
+                and_(
+                    t.c.message_id == base.c.message_id, t.c.version == base.c.ver, t.c.lang == base.c.d_lang
+                ),
+            )
         )
         .order_by(base.c.message_id, base.c.delivery_id)
     )
 
 
-def message_rows(conn: Connection, core: Core, flt: ExportFilter, officer_id: int | None,
-                 decryptor: _Decryptor) -> Iterator[dict[str, Any]]:
+def _as_utc(value: Any) -> datetime | None:
+    """Return a stored time as an aware UTC datetime (SQLite gives text, PostgreSQL a datetime)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+def message_rows(
+    conn: Connection, core: Core, flt: ExportFilter, officer_id: int | None, decryptor: _Decryptor
+) -> Iterator[dict[str, Any]]:
     """Yield one structured row per delivery (the messages.jsonl objects), streaming from the database."""
     result = conn.execution_options(stream_results=True, yield_per=ROW_BATCH).execute(
-        _message_statement(flt, officer_id))
-    cache: dict[Any, tuple[str | None, str | None]] = {}
+        _message_statement(flt, officer_id)
+    )
+    ix = {name: i for i, name in enumerate(result.keys())}
+    (MID, VER, ORIG_ENC, ORIG_HASH, CUR_ENC, CUR_HASH, MEDIA, DID, TEXT_ENC, D_LANG, TEXT_HASH) = (
+        ix[k]
+        for k in (
+            "message_id",
+            "ver",
+            "orig_enc",
+            "orig_hash",
+            "current_enc",
+            "current_hash",
+            "media_enc",
+            "delivery_id",
+            "text_enc",
+            "d_lang",
+            "text_hash",
+        )
+    )
+    cache: dict[Any, Any] = {}
     current = None
-    for row in result.mappings():
-        mid = row["message_id"]
+    head: dict[str, Any] = {}
+    for row in itertools.chain.from_iterable(audit.prefetched(result.partitions())):
+        mid = row[MID]
         if mid != current:
+            # What every row of one message shares is computed once.
             cache.clear()
             current = mid
-        ver = row["ver"]
+            created = _as_utc(row[ix["created_at"]])
+            retracted = _as_utc(row[ix["retracted_at"]])
+            media_text, problem_m = decryptor.text("messages.media_enc", row[MEDIA], {"id": mid})
+            media: Any = None
+            if media_text is not None:
+                try:
+                    media = json.loads(media_text)
+                except ValueError:
+                    media = media_text
+            head = {
+                "time_utc": _utc(created),
+                "sender_local_time": _local(created, row[ix["s_tz"]] or _country_tz(row[ix["s_country"]])),
+                "case": row[ix["case_tag"]],
+                "kind": row[ix["kind"]],
+                "sender": _person(row[ix["s_name"]], row[ix["s_user"]]),
+                "sender_agency": row[ix["s_agency"]],
+                "sender_country": row[ix["s_country"]],
+                "attachment_sha256": row[ix["file_sha256"]],
+                "media": media,
+                "_notes": [p for p in (problem_m,) if p]
+                + ([f"retracted {_utc(retracted)}"] if retracted else [])
+                + ([f"edited: {row[ix['versions']]} versions"] if (row[ix["versions"]] or 1) > 1 else []),
+                "_source_lang": row[ix["source_lang"]],
+            }
+        ver = row[VER]
         okey = ("o", ver)
         if okey not in cache:
-            if row["orig_enc"] is not None or row["orig_hash"] is not None:
-                cache[okey] = decryptor.text("message_versions.body_enc", row["orig_enc"],
-                                             {"message_id": mid, "version": ver})
+            if row[ORIG_ENC] is not None or row[ORIG_HASH] is not None:
+                cache[okey] = decryptor.text(
+                    "message_versions.body_enc", row[ORIG_ENC], {"message_id": mid, "version": ver}
+                )
             else:
-                cache[okey] = decryptor.text("messages.body_enc", row["current_enc"], {"id": mid})
+                cache[okey] = decryptor.text("messages.body_enc", row[CUR_ENC], {"id": mid})
         original, problem_o = cache[okey]
-        orig_hash = row["orig_hash"] if row["orig_hash"] is not None else row["current_hash"]
-        if "media" not in cache:
-            media_text, problem_m = decryptor.text("messages.media_enc", row["media_enc"], {"id": mid})
-            cache["media"] = (media_text, problem_m)
-        media_text, problem_m = cache["media"]
-        delivered, problem_d, delivered_hash = None, None, row["text_hash"]
-        engine, model = row["engine"], row["model"]
-        if row["delivery_id"] is not None and row["text_enc"] is not None:
-            tkey = ("t", ver, row["d_lang"])
+        orig_hash = row[ORIG_HASH] if row[ORIG_HASH] is not None else row[CUR_HASH]
+        orig_lang = row[ix["orig_lang"]] or head["_source_lang"]
+        delivery_id, d_lang = row[DID], row[D_LANG]
+        delivered, problem_d, delivered_hash = None, None, row[TEXT_HASH]
+        engine, model = row[ix["engine"]], row[ix["model"]]
+        if delivery_id is not None and row[TEXT_ENC] is not None:
+            tkey = ("t", ver, d_lang)
             if tkey not in cache:
-                cache[tkey] = decryptor.text("message_translations.text_enc", row["text_enc"],
-                                             {"message_id": mid, "version": ver, "lang": row["d_lang"]})
+                cache[tkey] = decryptor.text(
+                    "message_translations.text_enc",
+                    row[TEXT_ENC],
+                    {"message_id": mid, "version": ver, "lang": d_lang},
+                )
             delivered, problem_d = cache[tkey]
-        elif row["delivery_id"] is not None and row["d_lang"] == (row["orig_lang"] or row["source_lang"]):
+        elif delivery_id is not None and d_lang == orig_lang:
             delivered, delivered_hash, engine, model = original, orig_hash, "none", ""
         # A purged NOT NULL value holds an encrypted empty text; its recorded hash tells them apart.
         if original == "" and orig_hash and orig_hash != _EMPTY_HASH:
             original = None
         if delivered == "" and delivered_hash and delivered_hash != _EMPTY_HASH:
             delivered = None
-        notes = [p for p in (problem_o, problem_d, problem_m) if p]
+        notes = [p for p in (problem_o, problem_d) if p]
         if original is None and orig_hash and not problem_o:
             notes.append("original text purged under the retention policy (its hash remains)")
-        if row["delivery_id"] is not None and delivered is None and delivered_hash and not problem_d:
+        if delivery_id is not None and delivered is None and delivered_hash and not problem_d:
             notes.append("delivered text purged under the retention policy (its hash remains)")
-        if row["retracted_at"] is not None:
-            notes.append(f"retracted {_utc(row['retracted_at'])}")
-        if row["versions"] and row["versions"] > 1:
-            notes.append(f"edited: {row['versions']} versions")
-        if row["delivery_id"] is not None and row["failure"]:
-            notes.append(f"translation failed: {row['failure']}")
-        media: Any = None
-        if media_text is not None:
-            try:
-                media = json.loads(media_text)
-            except ValueError:
-                media = media_text
+        notes += head["_notes"]
+        failure = row[ix["failure"]]
+        if delivery_id is not None and failure:
+            notes.append(f"translation failed: {failure}")
+        status = row[ix["status"]]
         yield {
-            "time_utc": _utc(row["created_at"]),
-            "sender_local_time": _local(row["created_at"], row["s_tz"] or _country_tz(row["s_country"])),
-            "case": row["case_tag"],
+            "time_utc": head["time_utc"],
+            "sender_local_time": head["sender_local_time"],
+            "case": head["case"],
             "message_id": mid,
             "version": ver,
-            "kind": row["kind"],
-            "sender": _person(row["s_name"], row["s_user"]),
-            "sender_agency": row["s_agency"],
-            "sender_country": row["s_country"],
-            "recipient": _person(row["r_name"], row["r_user"]),
-            "recipient_agency": row["r_agency"],
-            "recipient_country": row["r_country"],
-            "original_language": row["orig_lang"] or row["source_lang"],
+            "kind": head["kind"],
+            "sender": head["sender"],
+            "sender_agency": head["sender_agency"],
+            "sender_country": head["sender_country"],
+            "recipient": _person(row[ix["r_name"]], row[ix["r_user"]]),
+            "recipient_agency": row[ix["r_agency"]],
+            "recipient_country": row[ix["r_country"]],
+            "original_language": orig_lang,
             "original_text": original,
-            "delivered_language": row["d_lang"],
+            "delivered_language": d_lang,
             "delivered_text": delivered,
             "engine": engine,
             "model": model,
-            "status": row["status"],
-            "delivery_id": row["delivery_id"],
-            "operation": row["op"],
-            "delivered_at_utc": _utc(row["finished_at"]) if row["status"] == "sent" else None,
-            "telegram_message_id": row["telegram_message_id"],
+            "status": status,
+            "delivery_id": delivery_id,
+            "operation": row[ix["op"]],
+            "delivered_at_utc": _utc(_as_utc(row[ix["finished_at"]])) if status == "sent" else None,
+            "telegram_message_id": row[ix["telegram_message_id"]],
             "original_sha256": orig_hash,
             "delivered_sha256": delivered_hash,
-            "attachment_sha256": row["file_sha256"],
+            "attachment_sha256": head["attachment_sha256"],
             "notes": "; ".join(notes) or None,
-            "media": media,
-            "failure_reason": row["reason"],
+            "media": head["media"],
+            "failure_reason": row[ix["reason"]],
         }
 
 
@@ -467,8 +600,9 @@ texts; a text purged under the retention policy is empty while its hash remains.
 """
 
 
-def authorize(core: Core, actor: OfficerInfo | None, *, via: str = "telegram",
-              flt: ExportFilter | None = None) -> None:
+def authorize(
+    core: Core, actor: OfficerInfo | None, *, via: str = "telegram", flt: ExportFilter | None = None
+) -> None:
     """Raise NotAllowed (and record the refusal) unless the actor may export; None = the server's CLI."""
     _authorize(core, actor, flt or ExportFilter(), via)
 
@@ -485,20 +619,39 @@ def _authorize(core: Core, actor: OfficerInfo | None, flt: ExportFilter, via: st
     if actor is None or (actor.active and actor.role in EXPORT_ROLES):
         return
     with core.db.transaction() as s:
-        audit.record(s, "export.refused", actor_id=actor.id, case_tag=flt.case_tag, at=core.clock.now(),
-                     data={"role": actor.role, "filter": flt.describe(), "via": via})
+        audit.record(
+            s,
+            "export.refused",
+            actor_id=actor.id,
+            case_tag=flt.case_tag,
+            at=core.clock.now(),
+            data={"role": actor.role, "filter": flt.describe(), "via": via},
+        )
     logger.warning("export refused for officer %s (role %s)", actor.id, actor.role)
     raise NotAllowed(ERR_NOT_ALLOWED)
 
 
 def _record_failure(core: Core, actor: OfficerInfo | None, flt: ExportFilter, via: str, reason: str) -> None:
     with core.db.transaction() as s:
-        audit.record(s, "export.failed", actor_id=actor.id if actor else None, case_tag=flt.case_tag,
-                     at=core.clock.now(), data={"filter": flt.describe(), "via": via, "reason": reason})
+        audit.record(
+            s,
+            "export.failed",
+            actor_id=actor.id if actor else None,
+            case_tag=flt.case_tag,
+            at=core.clock.now(),
+            data={"filter": flt.describe(), "via": via, "reason": reason},
+        )
 
 
-def export_bundle(core: Core, actor: OfficerInfo | None, flt: ExportFilter, out: Path, *, via: str = "cli",
-                  purpose: str | None = None) -> ExportResult:
+def export_bundle(
+    core: Core,
+    actor: OfficerInfo | None,
+    flt: ExportFilter,
+    out: Path,
+    *,
+    via: str = "cli",
+    purpose: str | None = None,
+) -> ExportResult:
     """Write a signed bundle to `out` (actor None = the server's CLI); refused unless auditor or admin."""
     _authorize(core, actor, flt, via)
     try:
@@ -524,8 +677,10 @@ def _check_case(conn: Connection, flt: ExportFilter) -> None:
         return
     from bot.models.relay import Room
 
-    known = conn.execute(select(Room.id).where(Room.case_tag == flt.case_tag).limit(1)).first() or conn.execute(
-        select(AuditEvent.seq).where(AuditEvent.case_tag == flt.case_tag).limit(1)).first()
+    known = (
+        conn.execute(select(Room.id).where(Room.case_tag == flt.case_tag).limit(1)).first()
+        or conn.execute(select(AuditEvent.seq).where(AuditEvent.case_tag == flt.case_tag).limit(1)).first()
+    )
     if not known:
         raise NotFound(ERR_UNKNOWN_CASE, case=flt.case_tag)
 
@@ -533,8 +688,17 @@ def _check_case(conn: Connection, flt: ExportFilter) -> None:
 def _exporter(actor: OfficerInfo | None, via: str) -> dict[str, Any]:
     if actor is None:
         return {"via": via, "officer": None, "os_user": _os_user()}
-    return {"via": via, "officer": {"id": actor.id, "name": actor.display_name, "username": actor.username,
-                                    "role": actor.role, "country": actor.country, "agency": actor.agency_name}}
+    return {
+        "via": via,
+        "officer": {
+            "id": actor.id,
+            "name": actor.display_name,
+            "username": actor.username,
+            "role": actor.role,
+            "country": actor.country,
+            "agency": actor.agency_name,
+        },
+    }
 
 
 def _os_user() -> str | None:
@@ -546,7 +710,9 @@ def _os_user() -> str | None:
         return None
 
 
-def _write_events(conn: Connection, flt: ExportFilter, officer_id: int | None, out: _OutFile) -> dict[str, Any]:
+def _write_events(
+    conn: Connection, flt: ExportFilter, officer_id: int | None, out: _OutFile
+) -> dict[str, Any]:
     """Write events.jsonl; return the manifest's events section (ends, gaps, self-check)."""
     eflt = audit.EventFilter(case_tag=flt.case_tag, since=flt.since, until=flt.until, actor_id=officer_id)
     first: Any = None
@@ -554,7 +720,7 @@ def _write_events(conn: Connection, flt: ExportFilter, officer_id: int | None, o
     gaps: list[list[int]] = []
     problems: list[str] = []
     write = out.text.write
-    for rows in audit.raw_event_batches(conn, eflt):
+    for rows in audit.prefetched(audit.raw_event_batches(conn, eflt, batch=ROW_BATCH)):
         for row in rows:
             seq, at, kind, actor, case_tag, data, prev_hash, digest = row
             if first is None:
@@ -565,8 +731,20 @@ def _write_events(conn: Connection, flt: ExportFilter, officer_id: int | None, o
                 problems.append(f"event {seq} does not link to event {last[0]}")
             if audit.chain_hash(prev_hash, audit.raw_content(row)) != digest and len(problems) < 10:
                 problems.append(f"event {seq}: stored hash does not match its content")
-            write(_json_line({"seq": seq, "at": audit.at_text(at), "kind": kind, "actor": actor, "case": case_tag,
-                              "data": data, "prev_hash": prev_hash, "hash": digest}))
+            write(
+                _json_line(
+                    {
+                        "seq": seq,
+                        "at": audit.at_text(at),
+                        "kind": kind,
+                        "actor": actor,
+                        "case": case_tag,
+                        "data": data,
+                        "prev_hash": prev_hash,
+                        "hash": digest,
+                    }
+                )
+            )
             out.rows += 1
             last = row
     return {
@@ -579,8 +757,9 @@ def _write_events(conn: Connection, flt: ExportFilter, officer_id: int | None, o
     }
 
 
-def _export(core: Core, actor: OfficerInfo | None, flt: ExportFilter, out: Path, via: str,
-            purpose: str | None) -> ExportResult:
+def _export(
+    core: Core, actor: OfficerInfo | None, flt: ExportFilter, out: Path, via: str, purpose: str | None
+) -> ExportResult:
     from bot.keys import all_encrypted_columns
 
     officer_id = _resolve_officer(core, flt)
@@ -602,39 +781,55 @@ def _export(core: Core, actor: OfficerInfo | None, flt: ExportFilter, out: Path,
             writer = csv.writer(csv_out.text, lineterminator="\r\n")
             writer.writerow(CSV_COLUMNS)
             message_ids: set[int] = set()
+            # One encoder for every line (json.dumps with options builds a new one per call).
+            encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+            write_row, write_json = writer.writerow, jsonl_out.text.write
+            rows = 0
             for item in message_rows(conn, core, flt, officer_id, decryptor):
-                writer.writerow([_csv_cell(item[c]) for c in CSV_COLUMNS])
-                jsonl_out.text.write(_json_line(item))
-                csv_out.rows += 1
-                jsonl_out.rows += 1
+                write_row(csv_cells(item))
+                write_json(encode(item) + "\n")
                 message_ids.add(item["message_id"])
+                rows += 1
+            csv_out.rows = jsonl_out.rows = rows
             events = _write_events(conn, flt, officer_id, files["events.jsonl"])
             files["README.txt"].text.write(README)
             entries = {name: f.close() for name, f in files.items()}
-        manifest = {
+        chain_head = {"seq": int(head[0]), "hash": str(head[1])} if head else None
+        manifest: dict[str, Any] = {
             "format": FORMAT,
             "generator": f"liaison {__version__}",
-            "installation": {"public_key": public, "fingerprint": public_key_fingerprint(public),
-                             "algorithm": "Ed25519"},
+            "installation": {
+                "public_key": public,
+                "fingerprint": public_key_fingerprint(public),
+                "algorithm": "Ed25519",
+            },
             "exported_at": audit.format_time(started),
             "exported_by": _exporter(actor, via),
             "purpose": purpose,
             "filter": flt.describe(),
             "files": entries,
-            "messages": {"rows": entries["messages.csv"]["rows"], "messages": len(message_ids),
-                         "unreadable_values": decryptor.unreadable},
+            "messages": {
+                "rows": entries["messages.csv"]["rows"],
+                "messages": len(message_ids),
+                "unreadable_values": decryptor.unreadable,
+            },
             "events": events,
-            "chain_head": {"seq": int(head[0]), "hash": str(head[1])} if head else None,
+            "chain_head": chain_head,
             "hash_rule": "hash = SHA-256(prev_hash bytes || UTF-8 of compact key-sorted JSON "
-                         '{"actor","at","case","data","kind","seq"})',
+            '{"actor","at","case","data","kind","seq"})',
         }
-        manifest_bytes = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        manifest_bytes = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode(
+            "utf-8"
+        )
         signature = sign(key, manifest_bytes)
         manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=3) as zf,
+        ):
             zf.writestr("manifest.json", manifest_bytes)
             zf.writestr("manifest.sig", signature + "\n")
             for name in BUNDLE_FILES:
@@ -646,31 +841,65 @@ def _export(core: Core, actor: OfficerInfo | None, flt: ExportFilter, out: Path,
     with core.db.transaction() as s:
         from bot.models.audit import AuditExport
 
-        row = AuditExport(created_at=started, actor_id=actor.id if actor else None, via=via,
-                          filter=audit.canonical_json(flt.describe()), event_count=events["count"],
-                          message_count=len(message_ids),
-                          first_seq=events["first"]["seq"] if events["first"] else None,
-                          last_seq=events["last"]["seq"] if events["last"] else None,
-                          head_seq=manifest["chain_head"]["seq"] if head else 0,
-                          head_hash=manifest["chain_head"]["hash"] if head else audit.GENESIS_HASH,
-                          manifest_sha256=manifest_sha, signing_key=public_key_fingerprint(public))
+        row = AuditExport(
+            created_at=started,
+            actor_id=actor.id if actor else None,
+            via=via,
+            filter=audit.canonical_json(flt.describe()),
+            event_count=events["count"],
+            message_count=len(message_ids),
+            first_seq=events["first"]["seq"] if events["first"] else None,
+            last_seq=events["last"]["seq"] if events["last"] else None,
+            head_seq=chain_head["seq"] if chain_head else 0,
+            head_hash=chain_head["hash"] if chain_head else audit.GENESIS_HASH,
+            manifest_sha256=manifest_sha,
+            signing_key=public_key_fingerprint(public),
+        )
         s.add(row)
         s.flush()
         if purpose:
             row.purpose = core.cipher.encrypt(purpose, f"audit_exports.purpose:{row.id}".encode())
-        audit.record(s, "export.created", actor_id=actor.id if actor else None, case_tag=flt.case_tag,
-                     at=core.clock.now(), data={
-                         "export": row.id, "manifest_sha256": manifest_sha, "filter": flt.describe(), "via": via,
-                         "events": events["count"], "rows": entries["messages.csv"]["rows"],
-                         "messages": len(message_ids), "first_seq": row.first_seq, "last_seq": row.last_seq,
-                         "purpose_sha256": audit.body_hash(purpose) if purpose else None,
-                     })
+        audit.record(
+            s,
+            "export.created",
+            actor_id=actor.id if actor else None,
+            case_tag=flt.case_tag,
+            at=core.clock.now(),
+            data={
+                "export": row.id,
+                "manifest_sha256": manifest_sha,
+                "filter": flt.describe(),
+                "via": via,
+                "events": events["count"],
+                "rows": entries["messages.csv"]["rows"],
+                "messages": len(message_ids),
+                "first_seq": row.first_seq,
+                "last_seq": row.last_seq,
+                "purpose_sha256": audit.body_hash(purpose) if purpose else None,
+            },
+        )
         export_id = row.id
-    logger.info("export %s written: %s events, %s rows, %s bytes", export_id, events["count"],
-                entries["messages.csv"]["rows"], size)
-    return ExportResult(out, export_id, manifest_sha, events["count"], entries["messages.csv"]["rows"],
-                        len(message_ids), row.first_seq, row.last_seq, public_key_fingerprint(public), size,
-                        decryptor.unreadable, tuple(events["problems"]))
+    logger.info(
+        "export %s written: %s events, %s rows, %s bytes",
+        export_id,
+        events["count"],
+        entries["messages.csv"]["rows"],
+        size,
+    )
+    return ExportResult(
+        out,
+        export_id,
+        manifest_sha,
+        events["count"],
+        entries["messages.csv"]["rows"],
+        len(message_ids),
+        row.first_seq,
+        row.last_seq,
+        public_key_fingerprint(public),
+        size,
+        decryptor.unreadable,
+        tuple(events["problems"]),
+    )
 
 
 def export_for_chat(core: Core, actor: OfficerInfo, flt: ExportFilter) -> ExportResult:
@@ -680,8 +909,9 @@ def export_for_chat(core: Core, actor: OfficerInfo, flt: ExportFilter) -> Export
     folder = core.settings.data_dir / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
-    return export_bundle(core, actor, flt, folder / f"liaison-export-{label}-{stamp}-{os.urandom(3).hex()}.zip",
-                         via="telegram")
+    return export_bundle(
+        core, actor, flt, folder / f"liaison-export-{label}-{stamp}-{os.urandom(3).hex()}.zip", via="telegram"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -704,9 +934,10 @@ class BundleReport:
         return not self.problems
 
 
-def verify_bundle(path: Path, *, public_key: str | None = None,
-                  progress: Callable[[str], None] | None = None) -> BundleReport:
-    """Check a bundle: signature (against a pinned key if given), file hashes, the events' chain, texts' hashes."""
+def verify_bundle(
+    path: Path, *, public_key: str | None = None, progress: Callable[[str], None] | None = None
+) -> BundleReport:
+    """Check a bundle: signature (against a pinned key if given), file hashes, event chain, text hashes."""
     report = BundleReport()
     try:
         zf = zipfile.ZipFile(path)
@@ -729,8 +960,10 @@ def verify_bundle(path: Path, *, public_key: str | None = None,
         report.manifest = manifest
         report.fingerprint = public_key_fingerprint(public)
         if not verify_signature(public, signature, manifest_bytes):
-            report.problems.append("the signature does not match manifest.json (the manifest was changed, or "
-                                   "signed by another key)")
+            report.problems.append(
+                "the signature does not match manifest.json (the manifest was changed, or "
+                "signed by another key)"
+            )
         if public_key is not None:
             from bot.crypto import parse_public_key
 
@@ -740,12 +973,16 @@ def verify_bundle(path: Path, *, public_key: str | None = None,
                 report.problems.append(f"the pinned public key cannot be read: {exc}")
                 pinned = None
             if pinned is not None and pinned != public:
-                report.problems.append(f"signed by key {report.fingerprint}, not by the pinned key "
-                                       f"{public_key_fingerprint(pinned)}")
+                report.problems.append(
+                    f"signed by key {report.fingerprint}, not by the pinned key "
+                    f"{public_key_fingerprint(pinned)}"
+                )
             report.pinned = pinned == public
         else:
-            report.notes.append(f"signed by key {report.fingerprint}: compare it with `liaison keys show-public` "
-                                "on the server (or pass --public-key)")
+            report.notes.append(
+                f"signed by key {report.fingerprint}: compare it with `liaison keys show-public` "
+                "on the server (or pass --public-key)"
+            )
         files = manifest.get("files", {})
         for extra in sorted(names - set(files) - {"manifest.json", "manifest.sig"}):
             report.problems.append(f"{extra} is in the ZIP but not in the manifest")
@@ -770,7 +1007,9 @@ def verify_bundle(path: Path, *, public_key: str | None = None,
     return report
 
 
-def _check_events(zf: zipfile.ZipFile, declared: dict[str, Any], report: BundleReport, anchors: set[str]) -> None:
+def _check_events(
+    zf: zipfile.ZipFile, declared: dict[str, Any], report: BundleReport, anchors: set[str]
+) -> None:
     """Recompute every event's hash and check the links between consecutive events."""
     count = 0
     first = last = None
@@ -779,7 +1018,9 @@ def _check_events(zf: zipfile.ZipFile, declared: dict[str, Any], report: BundleR
         for line_no, line in enumerate(io.TextIOWrapper(fh, encoding="utf-8"), 1):
             try:
                 ev = json.loads(line)
-                content = audit.content_text(ev["seq"], ev["at"], ev["kind"], ev["actor"], ev["case"], ev["data"])
+                content = audit.content_text(
+                    ev["seq"], ev["at"], ev["kind"], ev["actor"], ev["case"], ev["data"]
+                )
                 computed = audit.chain_hash(ev["prev_hash"], content.encode("utf-8"))
             except (ValueError, KeyError, TypeError):
                 report.problems.append(f"events.jsonl line {line_no} cannot be read")
@@ -801,7 +1042,9 @@ def _check_events(zf: zipfile.ZipFile, declared: dict[str, Any], report: BundleR
             count += 1
             anchors.update(_HEX64.findall(ev["data"]))
     if count != declared.get("count"):
-        report.problems.append(f"events.jsonl holds {count} events, the manifest says {declared.get('count')}")
+        report.problems.append(
+            f"events.jsonl holds {count} events, the manifest says {declared.get('count')}"
+        )
     if first is not None:
         if declared.get("first") != {"seq": first["seq"], "prev_hash": first["prev_hash"]}:
             report.problems.append("the first event differs from the manifest's")
@@ -810,8 +1053,10 @@ def _check_events(zf: zipfile.ZipFile, declared: dict[str, Any], report: BundleR
     if gaps != declared.get("gaps", []):
         report.problems.append("the gaps between events differ from the manifest's")
     if not report.problems:
-        report.notes.append(f"{count} events chain up" + (f" ({len(gaps)} gap(s) where events outside the filter "
-                                                          "were left out)" if gaps else ""))
+        report.notes.append(
+            f"{count} events chain up"
+            + (f" ({len(gaps)} gap(s) where events outside the filter were left out)" if gaps else "")
+        )
 
 
 def _check_messages(zf: zipfile.ZipFile, report: BundleReport, anchors: set[str]) -> None:
@@ -825,12 +1070,18 @@ def _check_messages(zf: zipfile.ZipFile, report: BundleReport, anchors: set[str]
                 report.problems.append(f"messages.jsonl line {line_no} cannot be read")
                 return
             rows += 1
-            for text_key, hash_key in (("original_text", "original_sha256"), ("delivered_text", "delivered_sha256")):
+            for text_key, hash_key in (
+                ("original_text", "original_sha256"),
+                ("delivered_text", "delivered_sha256"),
+            ):
                 textv, digest = row.get(text_key), row.get(hash_key)
                 if textv is not None and digest and audit.body_hash(textv) != digest:
-                    report.problems.append(f"messages.jsonl line {line_no}: {text_key} does not match {hash_key}")
+                    report.problems.append(
+                        f"messages.jsonl line {line_no}: {text_key} does not match {hash_key}"
+                    )
                     return
             if row.get("original_sha256") in anchors:
                 anchored += 1
-    report.notes.append(f"{rows} message rows; {anchored} of them have their original's hash in the exported "
-                        "events")
+    report.notes.append(
+        f"{rows} message rows; {anchored} of them have their original's hash in the exported events"
+    )

@@ -70,7 +70,7 @@ def _table(name: str) -> Table:
     return Base.metadata.tables[name]
 
 
-def _batches(core: Core, col: EncryptedColumn, size: int, work: Callable[[Any, list[Any]], None]) -> None:
+def _batches(core: Core, col: EncryptedColumn, size: int, work: Callable[[Any, Any], None]) -> None:
     """Walk a column's non-null values by primary key, `size` rows per transaction, calling work(s, rows)."""
     table = _table(col.table)
     pk = [table.c[name] for name in col.pk]
@@ -101,8 +101,13 @@ class ReencryptReport:
     failures: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def reencrypt(core: Core, *, batch: int = DEFAULT_BATCH, columns: list[EncryptedColumn] | None = None,
-              progress: Callable[[str, int], None] | None = None) -> ReencryptReport:
+def reencrypt(
+    core: Core,
+    *,
+    batch: int = DEFAULT_BATCH,
+    columns: list[EncryptedColumn] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> ReencryptReport:
     """Re-encrypt every value not on the active key; unreadable values are listed, never overwritten."""
     cipher = core.cipher
     cipher.refresh()
@@ -111,8 +116,9 @@ def reencrypt(core: Core, *, batch: int = DEFAULT_BATCH, columns: list[Encrypted
         table = _table(col.table)
         target = table.c[col.column]
 
-        def work(s: Any, rows: list[Any], col: EncryptedColumn = col, table: Table = table,
-                 target: Any = target) -> None:
+        def work(
+            s: Any, rows: list[Any], col: EncryptedColumn = col, table: Table = table, target: Any = target
+        ) -> None:
             for row in rows:
                 mapping = row._mapping
                 blob = bytes(mapping[col.column])
@@ -204,8 +210,14 @@ def _actor(actor: OfficerInfo | None) -> int | None:
     return actor.id if actor else None
 
 
-def rotate(core: Core, *, drop_old: bool = False, batch: int = DEFAULT_BATCH,
-           grace: float = 2 * REFRESH_SECONDS, progress: Callable[[str, int], None] | None = None) -> RotationReport:
+def rotate(
+    core: Core,
+    *,
+    drop_old: bool = False,
+    batch: int = DEFAULT_BATCH,
+    grace: float = 2 * REFRESH_SECONDS,
+    progress: Callable[[str, int], None] | None = None,
+) -> RotationReport:
     """Make a new key active, re-encrypt everything with it, and optionally drop the old keys.
 
     Only for installations whose keys live in the keyring file. With LIAISON_DATA_KEY the environment
@@ -232,24 +244,59 @@ def rotate(core: Core, *, drop_old: bool = False, batch: int = DEFAULT_BATCH,
         raise KeyRotationError("the new key did not become active")
     activated = time.monotonic()
     with core.db.transaction() as s:
-        audit.record(s, "keys.rotated", at=core.clock.now(),
-                     data={"old_active": old_active, "new_active": new_active, "keys": sorted({*keys, new_active}),
-                           "via": "cli"})
+        audit.record(
+            s,
+            "keys.rotated",
+            at=core.clock.now(),
+            data={
+                "old_active": old_active,
+                "new_active": new_active,
+                "keys": sorted({*keys, new_active}),
+                "via": "cli",
+            },
+        )
     logger.info("data key rotated: %s -> %s", old_active, new_active)
-    return _finish(core, old_active, new_active, drop_old=drop_old, batch=batch,
-                   wait_until=activated + grace, progress=progress)
+    return _finish(
+        core,
+        old_active,
+        new_active,
+        drop_old=drop_old,
+        batch=batch,
+        wait_until=activated + grace,
+        progress=progress,
+    )
 
 
-def finish(core: Core, *, drop_old: bool = False, batch: int = DEFAULT_BATCH,
-           progress: Callable[[str, int], None] | None = None) -> RotationReport:
+def finish(
+    core: Core,
+    *,
+    drop_old: bool = False,
+    batch: int = DEFAULT_BATCH,
+    progress: Callable[[str, int], None] | None = None,
+) -> RotationReport:
     """Re-encrypt what is not on the active key yet (an interrupted rotation, or after a new env key)."""
     core.cipher.refresh()
-    return _finish(core, core.cipher.active, core.cipher.active, drop_old=drop_old, batch=batch,
-                   wait_until=time.monotonic(), progress=progress)
+    return _finish(
+        core,
+        core.cipher.active,
+        core.cipher.active,
+        drop_old=drop_old,
+        batch=batch,
+        wait_until=time.monotonic(),
+        progress=progress,
+    )
 
 
-def _finish(core: Core, old_active: str, new_active: str, *, drop_old: bool, batch: int, wait_until: float,
-            progress: Callable[[str, int], None] | None) -> RotationReport:
+def _finish(
+    core: Core,
+    old_active: str,
+    new_active: str,
+    *,
+    drop_old: bool,
+    batch: int,
+    wait_until: float,
+    progress: Callable[[str, int], None] | None,
+) -> RotationReport:
     report = RotationReport(old_active, new_active, reencrypt(core, batch=batch, progress=progress))
     if drop_old:
         # Give running processes time to see the new key, then catch what they wrote meanwhile.
@@ -263,13 +310,18 @@ def _finish(core: Core, old_active: str, new_active: str, *, drop_old: bool, bat
         report.reencrypted.raced += late.raced
         report.dropped, report.kept = drop_unused(core)
     with core.db.transaction() as s:
-        audit.record(s, "keys.reencrypted", at=core.clock.now(), data={
-            "active": core.cipher.active,
-            "rewritten": dict(report.reencrypted.rewritten),
-            "failed": len(report.reencrypted.failures),
-            "dropped": report.dropped,
-            "kept": sorted(k for k in report.kept if k != core.cipher.active),
-        })
+        audit.record(
+            s,
+            "keys.reencrypted",
+            at=core.clock.now(),
+            data={
+                "active": core.cipher.active,
+                "rewritten": dict(report.reencrypted.rewritten),
+                "failed": len(report.reencrypted.failures),
+                "dropped": report.dropped,
+                "kept": sorted(k for k in report.kept if k != core.cipher.active),
+            },
+        )
     return report
 
 
@@ -332,7 +384,9 @@ def check_keys(core: Core) -> None:
         extra = [table.c[n] for n in col.aad_fields() if n not in col.pk]
         with core.db.session() as s:
             for order in (pk, [p.desc() for p in pk]):
-                row = s.execute(select(*pk, *extra, target).where(target.is_not(None)).order_by(*order).limit(1)).first()
+                row = s.execute(
+                    select(*pk, *extra, target).where(target.is_not(None)).order_by(*order).limit(1)
+                ).first()
                 if row is None:
                     break
                 blob = bytes(row._mapping[col.column])

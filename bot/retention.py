@@ -91,13 +91,24 @@ def body_columns() -> list[tuple[BodyColumn, EncryptedColumn]]:
         table = Base.metadata.tables.get(body.table)
         if name in found or table is None or body.column not in table.c or body.age not in table.c:
             continue
-        found[name] = (body, registered.get(name) or EncryptedColumn(body.table, body.column, (), None, body.age,
-                                                                     bool(table.c[body.column].nullable)))
+        found[name] = (
+            body,
+            registered.get(name)
+            or EncryptedColumn(
+                body.table, body.column, (), None, body.age, bool(table.c[body.column].nullable)
+            ),
+        )
     return [found[k] for k in sorted(found)]
 
 
-def purge(core: Core, actor: OfficerInfo | None = None, *, days: int | None = None, dry_run: bool = False,
-          now: datetime | None = None) -> PurgeReport:
+def purge(
+    core: Core,
+    actor: OfficerInfo | None = None,
+    *,
+    days: int | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> PurgeReport:
     """Remove bodies older than the retention period (the setting, or `days`); audited (not a dry run)."""
     if actor is not None and actor.role != "admin":
         raise NotAllowed()
@@ -128,9 +139,18 @@ def purge(core: Core, actor: OfficerInfo | None = None, *, days: int | None = No
             report.purged[enc.name] = count
     if not dry_run:
         with core.db.transaction() as s:
-            audit.record(s, "retention.purged", actor_id=actor.id if actor else None, at=core.clock.now(), data={
-                "days": days, "cutoff": cutoff, "purged": dict(report.purged), "via": "telegram" if actor else "cli",
-            })
+            audit.record(
+                s,
+                "retention.purged",
+                actor_id=actor.id if actor else None,
+                at=core.clock.now(),
+                data={
+                    "days": days,
+                    "cutoff": cutoff,
+                    "purged": dict(report.purged),
+                    "via": "telegram" if actor else "cli",
+                },
+            )
         logger.info("retention purge: %s bodies older than %s removed", report.total, cutoff.isoformat())
     return report
 

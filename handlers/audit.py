@@ -21,11 +21,15 @@ from handlers.context import BotContext
 logger = logging.getLogger(__name__)
 
 PREPARING = N_("Preparing the signed export. This can take a minute for a long period…")
-READY = N_("Signed audit export: {rows} rows ({messages} messages) and {events} audit events.\n"
-           "Signing key: {fingerprint}\nCheck it on a computer with: liaison audit verify-export FILE")
+READY = N_(
+    "Signed audit export: {rows} rows ({messages} messages) and {events} audit events.\n"
+    "Signing key: {fingerprint}\nCheck it on a computer with: liaison audit verify-export FILE"
+)
 UNREADABLE = N_("Warning: {count} texts could not be decrypted; they are marked in the bundle.")
-TOO_LARGE = N_("The export is {size} MB, more than the bot may send here ({limit} MB). Ask the administrator to "
-               "run on the server: liaison audit export")
+TOO_LARGE = N_(
+    "The export is {size} MB, more than the bot may send here ({limit} MB). Ask the administrator to "
+    "run on the server: liaison audit export"
+)
 
 
 async def export(update: Update, context: BotContext) -> None:
@@ -42,8 +46,13 @@ async def export(update: Update, context: BotContext) -> None:
         if result.size > limit:
             await message.reply_text(t(TOO_LARGE, size=result.size // 2**20, limit=limit // 2**20))
             return
-        caption = t(READY, rows=result.rows, messages=result.messages, events=result.events,
-                    fingerprint=result.fingerprint)
+        caption = t(
+            READY,
+            rows=result.rows,
+            messages=result.messages,
+            events=result.events,
+            fingerprint=result.fingerprint,
+        )
         if result.unreadable:
             caption += "\n" + t(UNREADABLE, count=result.unreadable)
         with result.path.open("rb") as fh:
@@ -61,9 +70,16 @@ class AuditService:
         await asyncio.to_thread(keys.check_keys, core)
         scheduler = core.extras.get("scheduler")
         if scheduler is not None and core.settings.retention_days is not None:
-            scheduler.add_job(retention.scheduled_purge, "interval", hours=24, args=[core], id="retention-purge",
-                              coalesce=True, max_instances=1,
-                              next_run_time=datetime.now(UTC) + timedelta(minutes=5))
+            scheduler.add_job(
+                retention.scheduled_purge,
+                "interval",
+                hours=24,
+                args=[core],
+                id="retention-purge",
+                coalesce=True,
+                max_instances=1,
+                next_run_time=datetime.now(UTC) + timedelta(minutes=5),
+            )
             logger.info("retention: bodies older than %s days are purged daily", core.settings.retention_days)
 
     async def stop(self) -> None:

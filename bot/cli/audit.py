@@ -1,4 +1,4 @@
-"""`liaison audit verify|export|verify-export|purge` and `liaison keys status|rotate|reencrypt|show-public|...`."""
+"""`liaison audit verify|export|verify-export|purge` and `liaison keys ...` (rotation, public key)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,20 @@ def _anchor(value: str) -> tuple[int, str]:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the audit and key-management subcommands."""
     aud = sub.add_parser("audit", help="the tamper-evident audit trail").add_subparsers(
-        dest="audit_command", metavar="ACTION")
+        dest="audit_command", metavar="ACTION"
+    )
     aud.required = True
 
     p = aud.add_parser("verify", help="walk the whole chain; report the first broken link or 'intact'")
     p.add_argument("--all", action="store_true", help="go on after a break and list up to 100 breaks")
-    p.add_argument("--anchor", type=_anchor, action="append", default=[], metavar="SEQ:HASH",
-                   help="a hash noted earlier (e.g. from an export's manifest) that event SEQ must still have")
+    p.add_argument(
+        "--anchor",
+        type=_anchor,
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="a hash noted earlier (e.g. from an export's manifest) that event SEQ must still have",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_verify)
 
@@ -49,8 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("file", type=Path)
     p.add_argument("--public-key", help="the installation's public key to pin (base64, or PEM)")
     p.add_argument("--public-key-file", type=Path, help="read the pinned public key from a file")
-    p.add_argument("--against-db", action="store_true",
-                   help="also check that the bundle's events are in this server's chain, which is intact")
+    p.add_argument(
+        "--against-db",
+        action="store_true",
+        help="also check that the bundle's events are in this server's chain, which is intact",
+    )
     p.set_defaults(func=cmd_verify_export)
 
     p = aud.add_parser("purge", help="remove message bodies older than LIAISON_RETENTION_DAYS (hashes stay)")
@@ -58,11 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--dry-run", action="store_true", help="count what would be removed")
     p.set_defaults(func=cmd_purge)
 
-    keys = sub.add_parser("keys", help="data keys (encryption at rest) and the export-signing key").add_subparsers(
-        dest="keys_command", metavar="ACTION")
+    keys = sub.add_parser(
+        "keys", help="data keys (encryption at rest) and the export-signing key"
+    ).add_subparsers(dest="keys_command", metavar="ACTION")
     keys.required = True
     keys.add_parser("status", help="keys in the keyring and how many stored values use each").set_defaults(
-        func=cmd_keys_status)
+        func=cmd_keys_status
+    )
     p = keys.add_parser("rotate", help="new active key, re-encrypt everything in batches while the bot runs")
     p.add_argument("--drop-old", action="store_true", help="remove the old keys once no value uses them")
     p.add_argument("--batch", type=int, default=500, help="rows per transaction (default 500)")
@@ -71,9 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--drop-old", action="store_true", help="remove the old keys once no value uses them")
     p.add_argument("--batch", type=int, default=500)
     p.set_defaults(func=cmd_keys_reencrypt)
-    keys.add_parser("keep-env-key", help="save LIAISON_DATA_KEY's key in the keyring file before changing it"
-                    ).set_defaults(func=cmd_keys_keep_env)
-    keys.add_parser("new", help="print a fresh random key for LIAISON_DATA_KEY").set_defaults(func=cmd_keys_new)
+    keys.add_parser(
+        "keep-env-key", help="save LIAISON_DATA_KEY's key in the keyring file before changing it"
+    ).set_defaults(func=cmd_keys_keep_env)
+    keys.add_parser("new", help="print a fresh random key for LIAISON_DATA_KEY").set_defaults(
+        func=cmd_keys_new
+    )
     p = keys.add_parser("show-public", help="print the export-signing public key for auditors to pin")
     p.add_argument("--pem", action="store_true", help="as a PEM block (for openssl)")
     p.set_defaults(func=cmd_keys_show_public)
@@ -95,9 +110,18 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         core.close()
     if args.json:
-        out(json.dumps({"intact": result.ok, "events": result.events, "last_seq": result.last_seq,
-                        "head_hash": result.last_hash, "seconds": round(result.seconds, 3),
-                        "breaks": [b.__dict__ for b in result.breaks]}))
+        out(
+            json.dumps(
+                {
+                    "intact": result.ok,
+                    "events": result.events,
+                    "last_seq": result.last_seq,
+                    "head_hash": result.last_hash,
+                    "seconds": round(result.seconds, 3),
+                    "breaks": [b.__dict__ for b in result.breaks],
+                }
+            )
+        )
     else:
         out(result.summary())
         for brk in result.breaks[1:]:
@@ -112,8 +136,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     if not (args.case or args.since or args.until or args.officer or args.everything):
         raise UserError("say what to export: --case, --since/--until, --officer, or --everything")
-    flt = exports.make_filter(case_tag=args.case, since=args.since, until=args.until, officer=args.officer,
-                              tz=args.tz)
+    flt = exports.make_filter(
+        case_tag=args.case, since=args.since, until=args.until, officer=args.officer, tz=args.tz
+    )
     if args.out.exists():
         raise UserError(f"{args.out} exists; choose another --out")
     core = _core(settings)
@@ -122,8 +147,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         core.close()
     out(f"wrote {result.path} ({result.size} bytes)")
-    out(f"  {result.rows} rows ({result.messages} messages), {result.events} events"
-        + (f" {result.first_seq}..{result.last_seq}" if result.first_seq else ""))
+    out(
+        f"  {result.rows} rows ({result.messages} messages), {result.events} events"
+        + (f" {result.first_seq}..{result.last_seq}" if result.first_seq else "")
+    )
     out(f"  manifest SHA-256 {result.manifest_sha256}")
     out(f"  signed by key {result.fingerprint}")
     if result.unreadable:
@@ -150,8 +177,12 @@ def cmd_verify_export(args: argparse.Namespace, settings: Settings) -> int:
     ok = report.ok
     if ok and args.against_db:
         ok = _against_db(settings, report.manifest)
-    out(("OK: " if ok else "FAILED: ") + f"{args.file} (key {report.fingerprint}"
-        + (", pinned" if report.pinned else "") + ")")
+    out(
+        ("OK: " if ok else "FAILED: ")
+        + f"{args.file} (key {report.fingerprint}"
+        + (", pinned" if report.pinned else "")
+        + ")"
+    )
     return 0 if ok else 1
 
 
@@ -264,8 +295,10 @@ def cmd_keys_keep_env(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         core.close()
     out(f"key {kid} saved in {keyring_path(settings)} (owner-only) for decryption")
-    out("next: restart the bot with a new LIAISON_DATA_KEY (liaison keys new), "
-        "then run: liaison keys reencrypt --drop-old")
+    out(
+        "next: restart the bot with a new LIAISON_DATA_KEY (liaison keys new), "
+        "then run: liaison keys reencrypt --drop-old"
+    )
     return 0
 
 

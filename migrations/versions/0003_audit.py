@@ -35,7 +35,9 @@ def upgrade() -> None:
         sa.Column("manifest_sha256", sa.String(length=64), nullable=False),
         sa.Column("signing_key", sa.String(length=64), nullable=False),
         sa.Column("purpose", sa.LargeBinary(), nullable=True),
-        sa.ForeignKeyConstraint(["actor_id"], ["officers.id"], name=op.f("fk_audit_exports_actor_id_officers")),
+        sa.ForeignKeyConstraint(
+            ["actor_id"], ["officers.id"], name=op.f("fk_audit_exports_actor_id_officers")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_exports")),
         sa.UniqueConstraint("manifest_sha256", name=op.f("uq_audit_exports_manifest_sha256")),
     )

@@ -19,12 +19,22 @@ def register(core: Core) -> Register:
     """Return a function registering an officer of a role and country through a real invite."""
     counter = iter(range(1000, 100000))
 
-    def make(role: str = "officer", country: str | None = "VN", name: str | None = None,
-             agency: str | None = None, username: str | None = None) -> OfficerInfo:
+    def make(
+        role: str = "officer",
+        country: str | None = "VN",
+        name: str | None = None,
+        agency: str | None = None,
+        username: str | None = None,
+    ) -> OfficerInfo:
         tid = next(counter)
         inv = vetting.create_invite(core, None, role=role, country=country, agency=agency)
-        return vetting.register(core, telegram_id=tid, code=inv.code, display_name=name or f"Officer {tid}",
-                                username=username or f"user{tid}")
+        return vetting.register(
+            core,
+            telegram_id=tid,
+            code=inv.code,
+            display_name=name or f"Officer {tid}",
+            username=username or f"user{tid}",
+        )
 
     return make
 
@@ -33,7 +43,9 @@ def append(core: Core, n: int, *, kind: str = "test.event", case_tag: str | None
     """Append n events, one transaction each."""
     for i in range(n):
         with core.db.transaction() as s:
-            audit.record(s, kind, actor_id=i % 3 or None, case_tag=case_tag, data={"i": i, "text": "ສະບາຍດີ 你好"})
+            audit.record(
+                s, kind, actor_id=i % 3 or None, case_tag=case_tag, data={"i": i, "text": "ສະບາຍດີ 你好"}
+            )
 
 
 def sql(core: Core, statement: str, **params: object) -> None:

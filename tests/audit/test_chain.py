@@ -25,15 +25,24 @@ def test_chain_links_each_event_to_the_previous(core: Core) -> None:
     """Seq runs 1..n, each prev_hash is the previous hash, each hash is SHA-256(prev ‖ canonical content)."""
     at = datetime(2026, 8, 1, 3, 4, 5, 123456, tzinfo=UTC)
     with core.db.transaction() as s:
-        first = audit.record(s, "message.sent", actor_id=7, case_tag="CN-VN-2026-0042",
-                             data={"body": audit.body_hash("ສະບາຍດີ"), "n": 1}, at=at)
+        first = audit.record(
+            s,
+            "message.sent",
+            actor_id=7,
+            case_tag="CN-VN-2026-0042",
+            data={"body": audit.body_hash("ສະບາຍດີ"), "n": 1},
+            at=at,
+        )
         second = audit.record(s, "delivery.sent", data={"z": "中文", "a": None}, at=at + timedelta(seconds=1))
     events = _events(core)
     assert [e.seq for e in events] == [1, 2] and (first.seq, second.seq) == (1, 2)
     assert events[0].prev_hash == audit.GENESIS_HASH and events[1].prev_hash == first.hash
-    content = ('{"actor":7,"at":"2026-08-01T03:04:05.123456Z","case":"CN-VN-2026-0042",'
-               '"data":' + json.dumps(events[0].data, ensure_ascii=False) + ',"kind":"message.sent","seq":1}')
+    content = (
+        '{"actor":7,"at":"2026-08-01T03:04:05.123456Z","case":"CN-VN-2026-0042",'
+        '"data":' + json.dumps(events[0].data, ensure_ascii=False) + ',"kind":"message.sent","seq":1}'
+    )
     import hashlib
+
     assert first.hash == hashlib.sha256(bytes(32) + content.encode()).hexdigest() == events[0].hash
     assert events[1].data == '{"a":null,"z":"中文"}'
     with core.db.session() as s:
@@ -44,18 +53,46 @@ def test_chain_links_each_event_to_the_previous(core: Core) -> None:
 def test_fast_content_equals_canonical_json() -> None:
     """The hand-written canonical form is byte-identical to canonical_json() for awkward values."""
     rng = random.Random(5)
-    alphabet = ['"', "\\", "\n", "\t", "\x00", "\x1f", "\u2028", "é", "中", "ລ", "ệ", "😀", "/", "<", " ", "a", "{"]
+    alphabet = [
+        '"',
+        "\\",
+        "\n",
+        "\t",
+        "\x00",
+        "\x1f",
+        "\u2028",
+        "é",
+        "中",
+        "ລ",
+        "ệ",
+        "😀",
+        "/",
+        "<",
+        " ",
+        "a",
+        "{",
+    ]
     for _ in range(2000):
+
         def word() -> str:
             return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+
         data = audit.canonical_json({word(): word(), "n": rng.randint(-5, 10**12)})
         actor = rng.choice([None, 0, 1, 2**40])
         case = rng.choice([None, word()])
         at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randint(0, 10**14))
         kind = word()
         seq = rng.randint(1, 10**12)
-        expected = audit.canonical_json({"seq": seq, "at": audit.format_time(at), "kind": kind, "actor": actor,
-                                         "case": case, "data": data}).encode("utf-8")
+        expected = audit.canonical_json(
+            {
+                "seq": seq,
+                "at": audit.format_time(at),
+                "kind": kind,
+                "actor": actor,
+                "case": case,
+                "data": data,
+            }
+        ).encode("utf-8")
         assert audit.event_content(seq, at, kind, actor, case, data) == expected
 
 
@@ -87,8 +124,9 @@ def test_edited_content_is_detected(core: Core) -> None:
     assert result.events == 3  # stopped at the first break
 
 
-@pytest.mark.parametrize("column,value", [("kind", "invite.cancelled"), ("actor_id", 99), ("case_tag", "X-1"),
-                                          ("at", None)])
+@pytest.mark.parametrize(
+    "column,value", [("kind", "invite.cancelled"), ("actor_id", 99), ("case_tag", "X-1"), ("at", None)]
+)
 def test_each_field_is_covered_by_the_hash(core: Core, column: str, value: object) -> None:
     """Time, kind, actor and case are all hashed: editing any of them breaks the chain there."""
     append(core, 5)
@@ -106,7 +144,9 @@ def test_rewritten_event_with_fresh_hash_breaks_the_next_link(core: Core) -> Non
     append(core, 6)
     ev = _events(core)[2]
     data = '{"i":-1}'
-    new_hash = audit.chain_hash(ev.prev_hash, audit.event_content(3, ev.at, ev.kind, ev.actor_id, ev.case_tag, data))
+    new_hash = audit.chain_hash(
+        ev.prev_hash, audit.event_content(3, ev.at, ev.kind, ev.actor_id, ev.case_tag, data)
+    )
     sql(core, "UPDATE audit_events SET data = :d, hash = :h WHERE seq = 3", d=data, h=new_hash)
     brk = audit.verify_chain(core.db).breaks[0]
     assert (brk.seq, brk.problem) == (4, "prev-link")
@@ -170,9 +210,17 @@ def test_anchor_catches_a_wholesale_rewrite(core: Core) -> None:
     prev = audit.GENESIS_HASH
     for ev in rows:  # rewrite every event with fresh, valid hashes
         data = ev.data.replace("999", "0") if ev.seq != 2 else '{"forged":true}'
-        h = audit.chain_hash(prev, audit.event_content(ev.seq, ev.at, ev.kind, ev.actor_id, ev.case_tag, data))
-        sql(core, "UPDATE audit_events SET data = :d, prev_hash = :p, hash = :h WHERE seq = :s",
-            d=data, p=prev, h=h, s=ev.seq)
+        h = audit.chain_hash(
+            prev, audit.event_content(ev.seq, ev.at, ev.kind, ev.actor_id, ev.case_tag, data)
+        )
+        sql(
+            core,
+            "UPDATE audit_events SET data = :d, prev_hash = :p, hash = :h WHERE seq = :s",
+            d=data,
+            p=prev,
+            h=h,
+            s=ev.seq,
+        )
         prev = h
     sql(core, "UPDATE audit_head SET hash = :h", h=prev)
     assert audit.verify_chain(core.db).ok

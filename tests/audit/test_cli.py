@@ -43,9 +43,10 @@ def test_verify_intact_and_broken(env: Settings, core: Core, capsys: pytest.Capt
     assert capsys.readouterr().out.startswith("BROKEN at event 7 (gap): event 7 missing")
 
 
-def test_export_and_verify_export(env: Settings, core: Core, register: Register, tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """Export a case, print the key, verify the bundle pinned and against the database; a changed one fails."""
+def test_export_and_verify_export(
+    env: Settings, core: Core, register: Register, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Export a case, show the key, verify pinned and against the database; an altered bundle fails."""
     a, b = register("officer", "LA"), register("officer", "CN")
     room = relaydata.room(core, "CN-LA-2026-0001", [a, b], T0)
     relaydata.send(core, room, "CN-LA-2026-0001", a, "ສະບາຍດີ", [b], T0 + timedelta(minutes=1))
@@ -66,15 +67,22 @@ def test_export_and_verify_export(env: Settings, core: Core, register: Register,
     with zipfile.ZipFile(out) as zin, zipfile.ZipFile(bad, "w") as zout:
         for name in zin.namelist():
             data = zin.read(name)
-            zout.writestr(name, data.replace("ສະບາຍດີ".encode(), "ລາກ່ອນ".encode()) if name == "messages.csv" else data)
+            zout.writestr(
+                name, data.replace("ສະບາຍດີ".encode(), "ລາກ່ອນ".encode()) if name == "messages.csv" else data
+            )
     assert main(["audit", "verify-export", str(bad), "--public-key", public]) == 1
     assert "messages.csv does not match" in capsys.readouterr().out
     assert main(["keys", "show-public", "--pem"]) == 0
     assert capsys.readouterr().out.startswith("-----BEGIN PUBLIC KEY-----")
 
 
-def test_purge_command(env: Settings, core: Core, register: Register, monkeypatch: pytest.MonkeyPatch,
-                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_purge_command(
+    env: Settings,
+    core: Core,
+    register: Register,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Without LIAISON_RETENTION_DAYS purge refuses; with it, it counts (dry run) and removes."""
     a, b = register("officer", "VN"), register("officer", "CN")
     room = relaydata.room(core, "CN-VN-2026-0003", [a, b], T0)
@@ -89,8 +97,9 @@ def test_purge_command(env: Settings, core: Core, register: Register, monkeypatc
     assert main(["audit", "verify"]) == 0
 
 
-def test_keys_status_and_rotate(env: Settings, core: Core, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_status_and_rotate(
+    env: Settings, core: Core, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`keys status` counts values per key; `keys rotate` with LIAISON_DATA_KEY explains the procedure."""
     assert main(["keys", "status"]) == 0
     assert f"active key: {core.cipher.active} (from LIAISON_DATA_KEY)" in capsys.readouterr().out

@@ -34,11 +34,19 @@ db.close()
 def test_two_processes_append_on_postgresql(core: Core) -> None:
     """Two OS processes append 150 events each at the same moment: seq 1..300, one unbroken chain."""
     if core.db.dialect != "postgresql":
-        pytest.skip("needs PostgreSQL (set LIAISON_TEST_DATABASE_URL); SQLite serializes writers in one file, "
-                    "see test_two_threads_append_without_fork_or_gap")
+        pytest.skip(
+            "needs PostgreSQL (set LIAISON_TEST_DATABASE_URL); SQLite serializes writers in one file, "
+            "see test_two_threads_append_without_fork_or_gap"
+        )
     start = time.time() + 1.0
-    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, core.settings.database_url, tag, "150", str(start)],
-                              cwd=ROOT, stderr=subprocess.PIPE) for tag in ("A", "B")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPENDER, core.settings.database_url, tag, "150", str(start)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+        )
+        for tag in ("A", "B")
+    ]
     for p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err.decode()
@@ -59,8 +67,14 @@ def test_two_processes_append_on_sqlite_file(core: Core) -> None:
     if core.db.dialect != "sqlite":
         pytest.skip("the SQLite variant of the two-process test")
     start = time.time() + 1.0
-    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, core.settings.database_url, tag, "100", str(start)],
-                              cwd=ROOT, stderr=subprocess.PIPE) for tag in ("A", "B")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPENDER, core.settings.database_url, tag, "100", str(start)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+        )
+        for tag in ("A", "B")
+    ]
     for p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err.decode()

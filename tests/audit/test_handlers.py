@@ -72,7 +72,7 @@ async def test_auditor_receives_the_bundle(core: Core) -> None:
         docs = request.sent(13, "sendDocument")
     assert texts == ["正在准备带签名的导出文件。时间跨度较长时可能需要一分钟……"]
     assert len(docs) == 1 and "带签名的审计导出：2 行（2 条消息）" in docs[0].text
-    (name, data), = request.files.items()
+    ((name, data),) = request.files.items()
     assert name.startswith("liaison-export-CN-LA-2026-0100-") and name.endswith(".zip")
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         rows = [json.loads(x) for x in zf.read("messages.jsonl").decode().splitlines()]
@@ -81,7 +81,9 @@ async def test_auditor_receives_the_bundle(core: Core) -> None:
     path = core.settings.data_dir / "exports" / name
     assert not path.exists()  # the server keeps no copy
     path.write_bytes(data)
-    report = exports.verify_bundle(path, public_key=crypto.public_key_text(crypto.load_signing_key(core.settings)))
+    report = exports.verify_bundle(
+        path, public_key=crypto.public_key_text(crypto.load_signing_key(core.settings))
+    )
     assert report.ok, report.problems
     with core.db.session() as s:
         last = s.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).scalar_one()

@@ -33,10 +33,19 @@ def file_core(settings: Settings, catalogs: Catalogs) -> Iterator[Core]:
 def _put_export(core: Core, purpose: str) -> int:
     """Insert an audit_exports row with an encrypted purpose (its AAD names the row)."""
     with core.db.transaction() as s:
-        new_id = s.execute(insert(Base.metadata.tables["audit_exports"]).values(
-            created_at=NOW, via="cli", filter="{}", event_count=0, message_count=0, head_seq=0,
-            head_hash="0" * 64, manifest_sha256=os.urandom(32).hex(), signing_key="k",
-        )).inserted_primary_key[0]
+        new_id = s.execute(
+            insert(Base.metadata.tables["audit_exports"]).values(
+                created_at=NOW,
+                via="cli",
+                filter="{}",
+                event_count=0,
+                message_count=0,
+                head_seq=0,
+                head_hash="0" * 64,
+                manifest_sha256=os.urandom(32).hex(),
+                signing_key="k",
+            )
+        ).inserted_primary_key[0]
         blob = core.cipher.encrypt(purpose, f"audit_exports.purpose:{new_id}".encode())
         s.execute(text("UPDATE audit_exports SET purpose = :b WHERE id = :i"), {"b": blob, "i": new_id})
     return int(new_id)
@@ -45,9 +54,15 @@ def _put_export(core: Core, purpose: str) -> int:
 def _put_room(core: Core, tag: str, title: str) -> None:
     """Insert a relay room with an encrypted title (relay binds values to b'rooms.title_enc')."""
     with core.db.transaction() as s:
-        s.execute(insert(Base.metadata.tables["rooms"]).values(
-            case_tag=tag, kind="case", handling="H0", created_at=NOW,
-            title_enc=core.cipher.encrypt(title, b"rooms.title_enc")))
+        s.execute(
+            insert(Base.metadata.tables["rooms"]).values(
+                case_tag=tag,
+                kind="case",
+                handling="H0",
+                created_at=NOW,
+                title_enc=core.cipher.encrypt(title, b"rooms.title_enc"),
+            )
+        )
 
 
 def _values(core: Core) -> dict[str, tuple[str, str]]:
@@ -55,14 +70,17 @@ def _values(core: Core) -> dict[str, tuple[str, str]]:
     out = {}
     with core.db.session() as s:
         for i, blob in s.execute(text("SELECT id, purpose FROM audit_exports")):
-            out[f"export{i}"] = (blob_key_id(blob), core.cipher.decrypt(blob, f"audit_exports.purpose:{i}".encode()))
+            out[f"export{i}"] = (
+                blob_key_id(blob),
+                core.cipher.decrypt(blob, f"audit_exports.purpose:{i}".encode()),
+            )
         for tag, blob in s.execute(text("SELECT case_tag, title_enc FROM rooms")):
             out[tag] = (blob_key_id(blob), core.cipher.decrypt(blob, b"rooms.title_enc"))
     return out
 
 
 def test_round_trip_and_authenticated_data() -> None:
-    """Encrypt/decrypt round trip in all scripts; a value moved to another row (other AAD) does not decrypt."""
+    """Round trip in all scripts; a value moved to another row (other AAD) does not decrypt."""
     key = os.urandom(32)
     c = DataCipher({crypto.key_id_of(key): key}, crypto.key_id_of(key))
     for textv in ["ສະບາຍດີ", "穿山甲鳞片", "Vảy tê tê", ""]:
@@ -80,7 +98,9 @@ def test_wrong_key_is_a_clear_error_never_garbage(settings: Settings) -> None:
     """Data written with one key, read with another: DataKeyError naming the key, not garbage text."""
     a = load_cipher(settings)
     blob = a.encrypt("rhino horn", b"")
-    other = settings.with_overrides(data_key=Secret(crypto.new_key_text()), data_dir=settings.data_dir / "other")
+    other = settings.with_overrides(
+        data_key=Secret(crypto.new_key_text()), data_dir=settings.data_dir / "other"
+    )
     b = load_cipher(other)
     with pytest.raises(DataKeyError, match=f"key {a.active}, which is not in the keyring"):
         b.decrypt(blob, b"")
@@ -147,7 +167,9 @@ def test_rotate_reencrypts_everything_and_drops_the_old_key(file_core: Core) -> 
     assert {v[0] for v in after.values()} == {new}
     assert report.dropped == [old] and set(core.cipher.keys) == {new}
     assert set(crypto.read_keyring(core.settings)[0]) == {new}  # type: ignore[index]
-    kinds = [k for (k,) in core.db.engine.connect().execute(text("SELECT kind FROM audit_events ORDER BY seq"))]
+    kinds = [
+        k for (k,) in core.db.engine.connect().execute(text("SELECT kind FROM audit_events ORDER BY seq"))
+    ]
     assert kinds[-2:] == ["keys.rotated", "keys.reencrypted"]
     assert audit.verify_chain(core.db).ok
     assert ids
@@ -158,9 +180,15 @@ def test_unreadable_values_are_reported_and_keep_the_old_key(file_core: Core) ->
     core = file_core
     _put_room(core, "CN-LA-2026-0001", "ok")
     with core.db.transaction() as s:  # encrypted with the wrong associated data: undecryptable
-        s.execute(insert(Base.metadata.tables["rooms"]).values(
-            case_tag="CN-LA-2026-0002", kind="case", handling="H0", created_at=NOW,
-            title_enc=core.cipher.encrypt("x", b"somewhere.else")))
+        s.execute(
+            insert(Base.metadata.tables["rooms"]).values(
+                case_tag="CN-LA-2026-0002",
+                kind="case",
+                handling="H0",
+                created_at=NOW,
+                title_enc=core.cipher.encrypt("x", b"somewhere.else"),
+            )
+        )
     old = core.cipher.active
     report = keys.rotate(core, drop_old=True, grace=0)
     assert len(report.reencrypted.failures) == 1 and report.reencrypted.failures[0][0] == "rooms.title_enc"
@@ -168,9 +196,10 @@ def test_unreadable_values_are_reported_and_keep_the_old_key(file_core: Core) ->
     assert old in core.cipher.keys
 
 
-def test_rotation_while_the_bot_writes(file_core: Core, settings: Settings, catalogs: Catalogs,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second process's cipher keeps writing during rotation; it switches keys by itself, nothing is lost."""
+def test_rotation_while_the_bot_writes(
+    file_core: Core, settings: Settings, catalogs: Catalogs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second process's cipher writes during rotation; it switches keys by itself, nothing is lost."""
     monkeypatch.setattr(crypto, "REFRESH_SECONDS", 0.05)
     bot = Core.build(settings.with_overrides(data_key=None), translator=TagTranslator(), catalogs=catalogs)
     stop = threading.Event()
@@ -241,15 +270,23 @@ def test_usage_counts_values_per_key(file_core: Core) -> None:
 
 
 def test_associated_data_from_a_function(file_core: Core) -> None:
-    """An area whose associated data depends on the row (a function + the columns it reads) is re-encrypted."""
+    """Associated data computed from the row (a function and the columns it reads) is re-encrypted."""
     ids = [_put_export(file_core, f"purpose {i}") for i in range(3)]
-    col = crypto.EncryptedColumn("audit_exports", "purpose", ("id",),
-                                 aad=lambda row: f"audit_exports.purpose:{row['id']}".encode(), aad_columns=("id",))
+    col = crypto.EncryptedColumn(
+        "audit_exports",
+        "purpose",
+        ("id",),
+        aad=lambda row: f"audit_exports.purpose:{row['id']}".encode(),
+        aad_columns=("id",),
+    )
     assert col.aad_fields() == ("id",)
     ring, _active = crypto.read_keyring(file_core.settings)  # type: ignore[misc]
     fresh = os.urandom(32)
-    crypto.write_keyring(crypto.keyring_path(file_core.settings), {**ring, crypto.key_id_of(fresh): fresh},
-                         crypto.key_id_of(fresh))
+    crypto.write_keyring(
+        crypto.keyring_path(file_core.settings),
+        {**ring, crypto.key_id_of(fresh): fresh},
+        crypto.key_id_of(fresh),
+    )
     report = keys.reencrypt(file_core, columns=[col])
     assert report.rewritten["audit_exports.purpose"] == 3 and not report.failures
     assert file_core.cipher.active == crypto.key_id_of(fresh)

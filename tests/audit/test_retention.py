@@ -24,8 +24,12 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 def _bodies(core: Core) -> dict[str, int]:
     with core.db.session() as s:
         return {
-            "messages": s.execute(text("SELECT count(*) FROM messages WHERE body_enc IS NOT NULL")).scalar_one(),
-            "versions": s.execute(text("SELECT count(*) FROM message_versions WHERE body_enc IS NOT NULL")).scalar_one(),
+            "messages": s.execute(
+                text("SELECT count(*) FROM messages WHERE body_enc IS NOT NULL")
+            ).scalar_one(),
+            "versions": s.execute(
+                text("SELECT count(*) FROM message_versions WHERE body_enc IS NOT NULL")
+            ).scalar_one(),
         }
 
 
@@ -36,19 +40,39 @@ def test_purge_removes_old_bodies_and_keeps_the_chain(core: Core, register: Regi
     old = relaydata.send(core, room, "LA-VN-2026-0011", la, "ຂໍ້ຄວາມເກົ່າ", [vn], NOW - timedelta(days=100), 1)
     relaydata.send(core, room, "LA-VN-2026-0011", vn, "Tin nhắn mới", [la], NOW - timedelta(days=3), 2)
     with core.db.transaction() as s:  # a copy still waiting to be sent keeps its text
-        pending = relaydata.store_message(s, core, room, "LA-VN-2026-0011", la, "ຍັງບໍ່ທັນສົ່ງ", [vn],
-                                          NOW - timedelta(days=90), 3, status="pending", record=False)
-        s.execute(text("UPDATE deliveries SET finished_at = NULL WHERE id = :i"), {"i": pending.delivery_ids[0]})
+        pending = relaydata.store_message(
+            s,
+            core,
+            room,
+            "LA-VN-2026-0011",
+            la,
+            "ຍັງບໍ່ທັນສົ່ງ",
+            [vn],
+            NOW - timedelta(days=90),
+            3,
+            status="pending",
+            record=False,
+        )
+        s.execute(
+            text("UPDATE deliveries SET finished_at = NULL WHERE id = :i"), {"i": pending.delivery_ids[0]}
+        )
     events_before = audit.chain_head(core.db).seq
     dry = retention.purge(core, days=30, now=NOW, dry_run=True)
-    assert dry.purged == {"deliveries.payload_enc": 1, "message_translations.text_enc": 2, "messages.body_enc": 2,
-                          "message_versions.body_enc": 2} and _bodies(core) == {"messages": 3, "versions": 3}
+    assert dry.purged == {
+        "deliveries.payload_enc": 1,
+        "message_translations.text_enc": 2,
+        "messages.body_enc": 2,
+        "message_versions.body_enc": 2,
+    } and _bodies(core) == {"messages": 3, "versions": 3}
     report = retention.purge(core, days=30, now=NOW)
     assert report.purged == dry.purged and report.total == 7
     assert _bodies(core) == {"messages": 1, "versions": 1}
     with core.db.session() as s:
         kept = s.get(Delivery, pending.delivery_ids[0])
-        assert kept is not None and core.cipher.decrypt(kept.payload_enc, b"deliveries.payload_enc") == "[vi] ຍັງບໍ່ທັນສົ່ງ"
+        assert (
+            kept is not None
+            and core.cipher.decrypt(kept.payload_enc, b"deliveries.payload_enc") == "[vi] ຍັງບໍ່ທັນສົ່ງ"
+        )
         gone = s.get(Delivery, old.delivery_ids[0])
         assert gone is not None and core.cipher.decrypt(gone.payload_enc, b"deliveries.payload_enc") == ""
         assert gone.body_hash == audit.body_hash("[vi] ຂໍ້ຄວາມເກົ່າ")
@@ -59,7 +83,9 @@ def test_purge_removes_old_bodies_and_keeps_the_chain(core: Core, register: Regi
     # Purging again finds nothing (the encrypted empty texts are not purged twice).
     assert retention.purge(core, days=30, now=NOW).total == 0
     # The export still shows the exchange, with the text marked purged and its hash.
-    result = exports.export_bundle(core, None, exports.make_filter(case_tag="LA-VN-2026-0011"), tmp_path / "r.zip")
+    result = exports.export_bundle(
+        core, None, exports.make_filter(case_tag="LA-VN-2026-0011"), tmp_path / "r.zip"
+    )
     with zipfile.ZipFile(result.path) as zf:
         rows = [json.loads(x) for x in zf.read("messages.jsonl").decode().splitlines()]
     purged = rows[0]
