@@ -488,7 +488,11 @@ def message_rows(
         delivery_id, d_lang = row[DID], row[D_LANG]
         delivered, problem_d, delivered_hash = None, None, row[TEXT_HASH]
         engine, model = row[ix["engine"]], row[ix["model"]]
-        if delivery_id is not None and row[TEXT_ENC] is not None:
+        op = row[ix["op"]]
+        if op == "delete":
+            # A retraction removes a copy: it carries no text.
+            delivered_hash = engine = model = None
+        elif delivery_id is not None and row[TEXT_ENC] is not None:
             tkey = ("t", ver, d_lang)
             if tkey not in cache:
                 cache[tkey] = decryptor.text(
@@ -509,6 +513,8 @@ def message_rows(
             notes.append("original text purged under the retention policy (its hash remains)")
         if delivery_id is not None and delivered is None and delivered_hash and not problem_d:
             notes.append("delivered text purged under the retention policy (its hash remains)")
+        if op == "delete":
+            notes.append("this operation deleted the recipient's copy")
         notes += head["_notes"]
         failure = row[ix["failure"]]
         if delivery_id is not None and failure:
@@ -535,7 +541,7 @@ def message_rows(
             "model": model,
             "status": status,
             "delivery_id": delivery_id,
-            "operation": row[ix["op"]],
+            "operation": op,
             "delivered_at_utc": _utc(_as_utc(row[ix["finished_at"]])) if status == "sent" else None,
             "telegram_message_id": row[ix["telegram_message_id"]],
             "original_sha256": orig_hash,
