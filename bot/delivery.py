@@ -50,8 +50,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.audit import body_hash as hash_body
@@ -290,8 +290,13 @@ def enqueue_many(
     actor_id: int | None = None,
     case_tag: str | None = None,
     not_before: datetime | None = None,
+    audit_event: bool = True,
 ) -> list[Delivery]:
-    """Store several copies as pending (one audit event lists them all); return the rows (ids set)."""
+    """Store several copies as pending; return the rows (ids set).
+
+    One "delivery.queued" audit event lists them all, unless `audit_event` is False: then the caller
+    puts `queued_summary(rows)` into its own event of the same transaction.
+    """
     if not items:
         return []
     now = core.clock.now()
@@ -311,8 +316,14 @@ def enqueue_many(
         ))
     session.add_all(rows)
     session.flush()
-    _audit_queued(session, rows, "send", actor_id, case_tag or rows[0].case_tag, now)
+    if audit_event:
+        _audit_queued(session, rows, "send", actor_id, case_tag or rows[0].case_tag, now)
     return rows
+
+
+def queued_summary(rows: Sequence[Delivery]) -> list[list[Any]]:
+    """Return how the audit trail lists queued copies: [id, recipient, chat, language, text hash, target]."""
+    return [[r.id, r.recipient_id, r.chat_id, r.lang, r.body_hash, r.target_id] for r in rows]
 
 
 def enqueue(session: Session, core: Core, *, kind: str, chat_id: int, payload: Payload,
@@ -329,8 +340,7 @@ def _audit_queued(session: Session, rows: Sequence[Delivery], op: str, actor_id:
                   case_tag: str | None, now: datetime) -> None:
     first = rows[0]
     audit.record(session, "delivery.queued", actor_id=actor_id, case_tag=case_tag, at=now, data={
-        "kind": first.kind, "op": op, "ref": first.ref_id,
-        "deliveries": [[r.id, r.recipient_id, r.chat_id, r.lang, r.body_hash, r.target_id] for r in rows],
+        "kind": first.kind, "op": op, "ref": first.ref_id, "deliveries": queued_summary(rows),
     })
 
 
@@ -560,32 +570,32 @@ def worker_identity() -> str:
 def claim(core: Core, worker_id: str, limit: int, exclude_chats: Iterable[int] = (),
           now: datetime | None = None) -> list[Job]:
     """Take up to `limit` due deliveries (oldest per chat first, none of a chat with one in flight)."""
-    now = now or core.clock.now()
+    with core.db.transaction() as s:
+        return _claim(s, core, worker_id, limit, exclude_chats, now or core.clock.now())
+
+
+def _claim(s: Session, core: Core, worker_id: str, limit: int, exclude_chats: Iterable[int],
+           now: datetime) -> list[Job]:
+    """Claim inside the caller's transaction (see `claim`)."""
     excluded = list(exclude_chats)
     jobs: list[Job] = []
-    with core.db.transaction() as s:
-        earlier = aliased(Delivery)
-        busy = exists().where(earlier.chat_id == Delivery.chat_id, earlier.id < Delivery.id,
-                              earlier.status.in_((PENDING, SENDING)))
-        query = select(Delivery).where(
+    if limit <= 0:
+        return jobs
+    if True:  # noqa: SIM108  (kept as a block: the query and its handling read as one step)
+        # Each chat's oldest open delivery is its head; only heads may go (first in, first out per chat).
+        heads = select(func.min(Delivery.id)).where(Delivery.status.in_((PENDING, SENDING))).group_by(Delivery.chat_id)
+        query = select(Delivery, Officer.status).outerjoin(Officer, Officer.id == Delivery.recipient_id).where(
+            Delivery.id.in_(heads),
             or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
                 and_(Delivery.status == SENDING, Delivery.lease_until < now)),
-            ~busy,
         )
         if excluded:
             query = query.where(Delivery.chat_id.not_in(excluded))
         query = query.order_by(Delivery.priority.desc(), Delivery.id).limit(limit)
         if s.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=Delivery)
-        rows = list(s.execute(query).scalars())
-        if not rows:
-            return []
-        recipients = {r.recipient_id for r in rows if r.recipient_id is not None}
-        revoked = set(s.execute(select(Officer.id).where(Officer.id.in_(recipients),
-                                                        Officer.status != OfficerStatus.ACTIVE)).scalars()) \
-            if recipients else set()
-        for row in rows:
-            if row.recipient_id in revoked:
+        for row, officer_status in s.execute(query).all():
+            if officer_status is not None and officer_status != OfficerStatus.ACTIVE:
                 _set_final(s, row, CANCELLED, "recipient revoked", None, now)
                 continue
             job = _prepare(s, core, row)
@@ -630,39 +640,70 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
 
 def finish(core: Core, worker_id: str, job: Job, outcome: Outcome) -> DeliveryEvent | None:
     """Record a job's outcome (status, new Telegram messages, audit event); None if the claim was lost."""
+    events = finish_many(core, worker_id, [(job, outcome)])
+    return events[0] if events else None
+
+
+def finish_many(core: Core, worker_id: str, results: Sequence[tuple[Job, Outcome]]) -> list[DeliveryEvent]:
+    """Record several outcomes in one transaction (the worker's group commit); return their events."""
+    return finish_and_claim(core, worker_id, results)[0]
+
+
+def finish_and_claim(core: Core, worker_id: str, results: Sequence[tuple[Job, Outcome]], claim_limit: int = 0,
+                     exclude_chats: Iterable[int] = ()) -> tuple[list[DeliveryEvent], list[Job]]:
+    """Record outcomes and, in the same transaction, claim up to `claim_limit` next due deliveries."""
     now = core.clock.now()
+    events: list[DeliveryEvent] = []
     with core.db.transaction() as s:
-        row = _locked(s, job.id)
-        if row is None or row.status != SENDING or row.claimed_by != worker_id:
-            logger.warning("delivery %s was taken over before it finished; not recording twice", job.id)
-            return None
-        owner_id = job.id if job.op == "send" else job.target_id
-        if outcome.sent:
+        query = select(Delivery).where(Delivery.id.in_([job.id for job, _o in results]))
+        if s.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        rows = {row.id: row for row in s.execute(query).scalars()}
+        for job, outcome in results:
+            row = rows.get(job.id)
+            if row is None or row.status != SENDING or row.claimed_by != worker_id:
+                logger.warning("delivery %s was taken over before it finished; not recording twice", job.id)
+                continue
+            event = _record_outcome(s, row, job, outcome, now)
+            events.append(event)
+        s.flush()
+        jobs = _claim(s, core, worker_id, claim_limit, exclude_chats, now)
+    return events, jobs
+
+
+def _record_outcome(s: Session, row: Delivery, job: Job, outcome: Outcome, now: datetime) -> DeliveryEvent:
+    """Apply one outcome to its claimed row: map new Telegram messages, set the status, audit it."""
+    if outcome.sent:
+        if job.op == "send":
+            start = len(job.done_parts)
+            for offset, (message_id, part_kind) in enumerate(outcome.sent):
+                s.add(ChatMessage(chat_id=job.chat_id, message_id=message_id, kind=job.kind, ref_id=job.ref_id,
+                                  delivery_id=job.id, part=start + offset, part_kind=part_kind, at=now))
+            if row.telegram_message_id is None:
+                row.telegram_message_id = outcome.sent[0][0]
+        else:
             start = s.execute(select(func.coalesce(func.max(ChatMessage.part), -1)).where(
-                ChatMessage.delivery_id == owner_id)).scalar_one() + 1
+                ChatMessage.delivery_id == job.target_id)).scalar_one() + 1
             for offset, (message_id, part_kind) in enumerate(outcome.sent):
                 s.merge(ChatMessage(chat_id=job.chat_id, message_id=message_id, kind=job.kind, ref_id=job.ref_id,
-                                    delivery_id=owner_id, part=start + offset, part_kind=part_kind, at=now))
-            if job.op == "send" and row.telegram_message_id is None:
-                row.telegram_message_id = outcome.sent[0][0]
-        if outcome.removed and job.op == "edit":
-            s.execute(update(ChatMessage).where(ChatMessage.chat_id == job.chat_id,
-                                                ChatMessage.message_id.in_(outcome.removed))
-                      .values(delivery_id=None))
-        retry_at = None
-        status = outcome.status
-        if status == "retry" and row.attempts >= MAX_ATTEMPTS:
-            status, outcome.reason = FAILED, f"gave up after {row.attempts} attempts: {outcome.reason}"
-        if status == "retry":
-            retry_at = now + timedelta(seconds=backoff_seconds(row.attempts, outcome.retry_after))
-            row.status, row.reason, row.next_attempt_at = PENDING, outcome.reason, retry_at
-            row.claimed_by = row.lease_until = None
-            audit.record(s, _event_kind(row.op, "retry"), case_tag=row.case_tag, at=now,
-                         data=_event_data(row, retry_at=retry_at, retry_after=outcome.retry_after))
-        else:
-            _set_final(s, row, status, outcome.reason, None, now)
-        return DeliveryEvent(row.id, row.kind, row.ref_id, row.op, row.status, row.reason, row.recipient_id,
-                             row.chat_id, row.lang, row.attempts, row.telegram_message_id, row.target_id, retry_at)
+                                    delivery_id=job.target_id, part=start + offset, part_kind=part_kind, at=now))
+    if outcome.removed and job.op == "edit":
+        s.execute(update(ChatMessage).where(ChatMessage.chat_id == job.chat_id,
+                                            ChatMessage.message_id.in_(outcome.removed)).values(delivery_id=None))
+    retry_at = None
+    status, reason = outcome.status, outcome.reason
+    if status == "retry" and row.attempts >= MAX_ATTEMPTS:
+        status, reason = FAILED, f"gave up after {row.attempts} attempts: {reason}"
+    if status == "retry":
+        retry_at = now + timedelta(seconds=backoff_seconds(row.attempts, outcome.retry_after))
+        row.status, row.reason, row.next_attempt_at = PENDING, reason, retry_at
+        row.claimed_by = row.lease_until = None
+        audit.record(s, _event_kind(row.op, "retry"), case_tag=row.case_tag, at=now,
+                     data=_event_data(row, retry_at=retry_at, retry_after=outcome.retry_after))
+    else:
+        _set_final(s, row, status, reason, None, now)
+    return DeliveryEvent(row.id, row.kind, row.ref_id, row.op, row.status, row.reason, row.recipient_id,
+                         row.chat_id, row.lang, row.attempts, row.telegram_message_id, row.target_id, retry_at)
 
 
 def release(core: Core, worker_id: str, job_ids: Sequence[int]) -> None:
@@ -980,6 +1021,10 @@ class DeliveryWorker:
         self._runner: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        #: outcomes waiting to be recorded; one transaction records all that completed meanwhile
+        self._outcomes: list[tuple[Job, Outcome, asyncio.Future[None]]] = []
+        self._outcome_ready = asyncio.Event()
+        self._recorder: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Release this host's dead claims, then run the loop in the background."""
@@ -988,6 +1033,7 @@ class DeliveryWorker:
         if released:
             logger.info("released %d deliveries left in flight by a stopped process", released)
         outbox(self.core).bind(asyncio.get_running_loop(), self._wake)
+        self._recorder = asyncio.create_task(self._record_loop(), name="delivery-recorder")
         self._runner = asyncio.create_task(self._run(), name="delivery-worker")
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -1002,6 +1048,12 @@ class DeliveryWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._recorder is not None:
+            while self._outcomes:  # outcomes of calls Telegram answered are recorded before stopping
+                self._outcome_ready.set()
+                await asyncio.sleep(0.01)
+            self._recorder.cancel()
+            await asyncio.gather(self._recorder, return_exceptions=True)
         _LIVE_WORKERS.discard(self.worker_id)
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
@@ -1027,10 +1079,7 @@ class DeliveryWorker:
                     logger.exception("could not claim deliveries; retrying shortly")
                     jobs = []
                     await asyncio.sleep(self.poll_interval)
-                for job in jobs:
-                    task = asyncio.create_task(self._carry_out(job), name=f"delivery-{job.id}")
-                    self._tasks.add(task)
-                    task.add_done_callback(self._done)
+                self._launch(jobs)
                 claimed = len(jobs)
             if claimed and len(self._tasks) < self.concurrency:
                 continue
@@ -1059,13 +1108,49 @@ class DeliveryWorker:
         except Exception as exc:
             logger.exception("delivery %s failed unexpectedly", job.id)
             outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
+        recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((job, outcome, recorded))
+        self._outcome_ready.set()
+        await recorded  # the chat's next delivery may go once this one's status is committed
+
+    async def _record_loop(self) -> None:
+        """Record outcomes as they come: whatever completed while the last commit ran goes in the next."""
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            while self._outcomes:
+                batch, self._outcomes = self._outcomes[:200], self._outcomes[200:]
+                # The chats of these outcomes become free: claim their next copies in the same commit.
+                free = 0 if self._stopping else self.concurrency - len(self._tasks) + len(batch)
+                events, jobs = await self._record([(job, outcome) for job, outcome, _f in batch], free)
+                for _job, _outcome, recorded in batch:
+                    if not recorded.done():
+                        recorded.set_result(None)
+                self._launch(jobs)
+                for event in events:
+                    await notify(self.core, event)
+
+    async def _record(self, batch: list[tuple[Job, Outcome]], free: int) -> tuple[list[DeliveryEvent], list[Job]]:
+        """Commit a batch of outcomes; if that fails, one by one, so one bad outcome cannot hold the rest."""
         try:
-            event = await asyncio.to_thread(finish, self.core, self.worker_id, job, outcome)
+            return await asyncio.to_thread(finish_and_claim, self.core, self.worker_id, batch, free,
+                                           self.limiter.cooling_chats())
         except Exception:
-            logger.exception("could not record the outcome of delivery %s; it will be retried", job.id)
-            return
-        if event is not None:
-            await notify(self.core, event)
+            logger.exception("could not record %d delivery outcomes together; recording them one by one", len(batch))
+        events: list[DeliveryEvent] = []
+        for job, outcome in batch:
+            try:
+                events += await asyncio.to_thread(finish_many, self.core, self.worker_id, [(job, outcome)])
+            except Exception:
+                logger.exception("could not record the outcome of delivery %s; it will be retried", job.id)
+        return events, []
+
+    def _launch(self, jobs: list[Job]) -> None:
+        """Start carrying out claimed jobs."""
+        for job in jobs:
+            task = asyncio.create_task(self._carry_out(job), name=f"delivery-{job.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
 
 
 async def notify(core: Core, event: DeliveryEvent) -> None:

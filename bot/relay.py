@@ -46,7 +46,7 @@ from bot.models.relay import (
 )
 from bot.officers import OfficerInfo, officer_info
 from bot.render import HANDLING_CODES, CopyText, SenderView, escape, language_name, relayed_html
-from bot.rooms import NO_ROOM, active_members, require_poster, room_conditions
+from bot.rooms import NO_ROOM, require_poster, room_conditions
 from bot.translation.base import Translation
 from bot.translation.detect import detect, script_counts
 
@@ -187,12 +187,10 @@ def _target_room(s: Any, officer: OfficerInfo, incoming: Incoming) -> tuple[Room
             if member is None or member.left_at is not None:
                 raise NotAllowed(LEFT_ROOM, case=room.case_tag)
             return room, replied
-    current = s.get(CurrentRoom, officer.id)
-    if current is None:
-        raise NotFound(NO_ROOM)
-    room = s.get(Room, current.room_id)
-    member = s.get(RoomMember, (room.id, officer.id))
-    if member is None or member.left_at is not None:
+    room = s.execute(select(Room).join(CurrentRoom, CurrentRoom.room_id == Room.id)
+                     .join(RoomMember, (RoomMember.room_id == Room.id) & (RoomMember.officer_id == officer.id))
+                     .where(CurrentRoom.officer_id == officer.id, RoomMember.left_at.is_(None))).scalar_one_or_none()
+    if room is None:
         raise NotFound(NO_ROOM)
     return room, None
 
@@ -244,7 +242,10 @@ def post(core: Core, officer: OfficerInfo, incoming: Incoming) -> PostResult:
             "handling": handling, "tags": tags, "reply_to": msg.reply_to_id,
             "file_unique_id": incoming.file_unique_id})
         message_id, case_tag = msg.id, room.case_tag
-    recipients = fan_out(core, message_id, 1)
+        langs = {o.language for o in _recipients(s, msg)}
+        where = _Where(SenderView(officer.display_name, officer.agency_name, officer.flag), room.case_tag,
+                       room.kind == "dm", room.conditions_enc)
+    recipients = fan_out(core, message_id, 1, known=(text, source, langs), where=where)
     if recipients == 0:
         notes.append(Note(NOBODY_ELSE, {"case": case_tag}))
     return PostResult(message_id, case_tag, handling, source, recipients, tuple(notes),
@@ -266,8 +267,23 @@ def translate(core: Core, text: str, source: str, targets: Sequence[str]) -> dic
     return out
 
 
-def _recipients(s: Any, msg: Message) -> list[Officer]:
-    return [o for o in active_members(s, msg.room_id) if o.id != msg.sender_id and o.role != Role.AUDITOR]
+@dataclass(frozen=True, slots=True)
+class _Recipient:
+    """A member who gets a copy."""
+
+    id: int
+    telegram_id: int
+    language: str
+
+
+def _recipients(s: Any, msg: Message) -> list[_Recipient]:
+    """Return the room's active members other than the sender (auditors never receive copies)."""
+    rows = s.execute(select(Officer.id, Officer.telegram_id, Officer.language)
+                     .join(RoomMember, RoomMember.officer_id == Officer.id)
+                     .where(RoomMember.room_id == msg.room_id, RoomMember.left_at.is_(None),
+                            Officer.status == OfficerStatus.ACTIVE, Officer.role != Role.AUDITOR,
+                            Officer.id != msg.sender_id).order_by(Officer.id))
+    return [_Recipient(*row) for row in rows]
 
 
 def _copies(s: Any, message_id: int) -> list[Delivery]:
@@ -276,32 +292,69 @@ def _copies(s: Any, message_id: int) -> list[Delivery]:
                           .order_by(Delivery.id)).scalars())
 
 
-def fan_out(core: Core, message_id: int, version: int) -> int:
-    """Translate a message version once per language and queue its copies (or edits); return how many."""
+def fan_out(core: Core, message_id: int, version: int,
+            known: tuple[str, str, set[str]] | None = None, where: _Where | None = None) -> int:
+    """Translate a message version once per language and queue its copies (or edits); return how many.
+
+    `known` = (text, source language, target languages) when the caller has just read them.
+    """
     translations: dict[str, Translation] = {}
     for _attempt in range(3):
-        with core.db.session() as s:
-            msg = s.get(Message, message_id)
-            ver = s.get(MessageVersion, (message_id, version))
-            if msg is None or ver is None or ver.relayed:
+        if known is not None:
+            text, source, langs = known
+            known = None
+        else:
+            text, source, langs = _version_to_relay(core, message_id, version)
+            if langs is None:
                 return 0
-            text = core.cipher.decrypt_opt(ver.body_enc, _VERSION_AAD) or ""
-            source = ver.source_lang
-            if version == 1:
-                langs = {o.language for o in _recipients(s, msg)}
-            else:
-                langs = {d.lang or "en" for d in _copies(s, message_id)}
         missing = langs - set(translations)
         if text and missing:
             translations.update(translate(core, text, source, sorted(missing)))
-        done = _queue_copies(core, message_id, version, text, translations)
+        done = _queue_copies(core, message_id, version, text, translations, where)
         if done is not None:
             return done
     raise RuntimeError(f"members of the room of message {message_id} kept changing during the relay")
 
 
+def _version_to_relay(core: Core, message_id: int, version: int) -> tuple[str, str, set[str] | None]:
+    """Return a version's text, source language and target languages (None when already relayed)."""
+    with core.db.session() as s:
+        msg = s.get(Message, message_id)
+        ver = s.get(MessageVersion, (message_id, version))
+        if msg is None or ver is None or ver.relayed:
+            return "", "", None
+        text = core.cipher.decrypt_opt(ver.body_enc, _VERSION_AAD) or ""
+        if version == 1:
+            return text, ver.source_lang, {o.language for o in _recipients(s, msg)}
+        return text, ver.source_lang, {d.lang or "en" for d in _copies(s, message_id)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a message was posted and by whom, as every copy's header shows it."""
+
+    sender: SenderView
+    case_tag: str
+    is_dm: bool
+    conditions_enc: bytes | None
+
+    def conditions(self, core: Core, lang: str) -> str | None:
+        """Return the room's H3 conditions in a language."""
+        if self.conditions_enc is None:
+            return None
+        return room_conditions(core, Room(conditions_enc=self.conditions_enc), lang)
+
+
+def _where(core: Core, s: Any, msg: Message) -> _Where:
+    """Read a message's room and sender (when fan-out runs apart from posting: edits, recovery)."""
+    room = s.get(Room, msg.room_id)
+    sender = officer_info(s.get(Officer, msg.sender_id))
+    return _Where(SenderView(sender.display_name, sender.agency_name, sender.flag), room.case_tag,
+                  room.kind == "dm", room.conditions_enc)
+
+
 def _queue_copies(core: Core, message_id: int, version: int, text: str,
-                  translations: dict[str, Translation]) -> int | None:
+                  translations: dict[str, Translation], where: _Where | None = None) -> int | None:
     """Store translations and queue copies in one transaction; None when a language is missing."""
     now = core.clock.now()
     with core.db.transaction() as s:
@@ -312,11 +365,8 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
             return 0
         msg = s.get(Message, message_id)
         assert msg is not None
-        room = s.get(Room, msg.room_id)
-        assert room is not None
-        sender_row = s.get(Officer, msg.sender_id)
-        assert sender_row is not None
-        sender = officer_info(sender_row)
+        if where is None:
+            where = _where(core, s, msg)
         if msg.retracted_at is not None:
             ver.relayed = True
             return 0
@@ -326,27 +376,29 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
         if text and langs - set(translations):
             return None
         html_by_lang: dict[str, str] = {}
-        view = SenderView(sender.display_name, sender.agency_name, sender.flag)
         for lang in sorted(langs):
             tr = translations.get(lang)
             if tr is not None:
-                s.merge(MessageTranslation(
+                s.add(MessageTranslation(
                     message_id=message_id, version=version, lang=lang,
                     text_enc=core.cipher.encrypt(tr.text, _TRANSLATION_AAD), text_hash=body_hash(tr.text),
                     engine=tr.engine, model=tr.model, translated=tr.translated, failure=tr.failure, created_at=now))
             body = CopyText(tr.text if tr else None, text or None, ver.source_lang, lang,
                             tr.translated if tr else True, tr.failure if tr else None)
             html_by_lang[lang] = relayed_html(
-                core.catalogs.get(lang), sender=view, case_tag=room.case_tag, is_dm=room.kind == "dm",
-                handling=msg.handling, conditions=room_conditions(core, room, lang), body=body, kind=msg.kind,
+                core.catalogs.get(lang), sender=where.sender, case_tag=where.case_tag, is_dm=where.is_dm,
+                handling=msg.handling, conditions=where.conditions(core, lang), body=body, kind=msg.kind,
                 edited=version > 1)
+        queued: list[list[Any]] = []
         if version == 1:
-            payloads = {lang: _payload(core, msg, html) for lang, html in html_by_lang.items()}
-            delivery.enqueue_many(s, core, [
+            media = json.loads(core.cipher.decrypt(msg.media_enc, _MEDIA_AAD)) if msg.media_enc else {}
+            payloads = {lang: _payload(msg, media, html) for lang, html in html_by_lang.items()}
+            rows = delivery.enqueue_many(s, core, [
                 delivery.NewDelivery(KIND, o.telegram_id, payloads[o.language], ref_id=msg.id, recipient_id=o.id,
-                                     lang=o.language, priority=PRIORITY, case_tag=room.case_tag,
+                                     lang=o.language, priority=PRIORITY, case_tag=where.case_tag,
                                      body_hash=_hash_of(translations.get(o.language)))
-                for o in recipients], actor_id=msg.sender_id, case_tag=room.case_tag)
+                for o in recipients], actor_id=msg.sender_id, case_tag=where.case_tag, audit_event=False)
+            queued = delivery.queued_summary(rows)
             count = len(recipients)
         else:
             count = 0
@@ -356,11 +408,13 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
                                          actor_id=msg.sender_id) is not None:
                     count += 1
         ver.relayed = True
-        audit.record(s, "message.translated", actor_id=msg.sender_id, case_tag=room.case_tag, at=now, data={
+        # One event: the translations made and, for a new message, the copies queued (as "delivery.queued" lists).
+        audit.record(s, "message.translated", actor_id=msg.sender_id, case_tag=where.case_tag, at=now, data={
             "message": msg.id, "version": version, "source": ver.source_lang, "copies": count,
             "translations": {lang: {"engine": t.engine, "model": t.model, "translated": t.translated,
                                     "failure": t.failure, "hash": body_hash(t.text)}
-                             for lang, t in sorted(translations.items()) if lang in langs}})
+                             for lang, t in sorted(translations.items()) if lang in langs},
+            "deliveries": queued})
     delivery.wake(core)
     return count
 
@@ -369,9 +423,8 @@ def _hash_of(tr: Translation | None) -> str | None:
     return body_hash(tr.text) if tr is not None else None
 
 
-def _payload(core: Core, msg: Message, html_text: str) -> delivery.Payload:
+def _payload(msg: Message, media: dict[str, Any], html_text: str) -> delivery.Payload:
     """Return what each recipient is sent: the rendered text with the message's media."""
-    media = json.loads(core.cipher.decrypt(msg.media_enc, _MEDIA_AAD)) if msg.media_enc else {}
     protect = HANDLING_CODES.index(msg.handling) >= HANDLING_CODES.index(PROTECT_FROM)
     reply_ref = (KIND, msg.reply_to_id) if msg.reply_to_id else None
     if msg.kind in FILE_KINDS:

@@ -115,6 +115,7 @@ async def test_two_workers_never_send_the_same_delivery(core: Core, settings) ->
     other = Core.build(settings, translator=core.translator, catalogs=core.catalogs)
     try:
         outs = [FakeOutbound(), FakeOutbound()]
+        outs[1]._ids = outs[0]._ids  # one Telegram: message ids are unique in a chat whoever sends
         workers = [delivery.DeliveryWorker(c, o, chat_interval=0.0, concurrency=4) for c, o in zip((core, other), outs,
                                                                                                      strict=True)]
         for w in workers:

@@ -59,7 +59,10 @@ async def test_each_member_gets_one_copy_in_their_language(core: Core, team: Tea
     assert delivery.status_counts(core, "relay", result.message_id) == {"sent": 3}
     kinds = [k for k, _d in _events(core, "message.")] + [k for k, _d in _events(core, "delivery.") if
                                                           _d.get("kind") == "relay"]
-    assert kinds == ["message.sent", "message.translated", "delivery.queued"] + ["delivery.sent"] * 3
+    assert kinds == ["message.sent", "message.translated"] + ["delivery.sent"] * 3
+    (translated,) = [d for k, d in _events(core, "message.translated")]
+    assert sorted(q[1] for q in translated["deliveries"]) == sorted([team.coord.id, team.vn.id, team.la.id])
+    assert set(translated["translations"]) == {"vi", "lo"} and translated["translations"]["lo"]["engine"] == "test"
     assert relay.message_text(core, result.message_id, "lo") == "[lo] 穿山甲鳞片明天经过老街"
 
 
