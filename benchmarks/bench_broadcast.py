@@ -12,13 +12,7 @@ Reported per run: total time (confirm → last copy final), achieved copies/s (a
 the emulator's highest count in any sliding second (overall and per chat), 429 answers, translations
 performed, and the bot's CPU time per copy.
 
-With `--completion-stamps` (an EXPERIMENT, not the product's behaviour) the delivery worker's rate
-limiter is patched to count each call in its windows from when Telegram's answer came back (an upper bound
-of when Telegram counted it) instead of from when the call started: it shows what that proposed change to
-`bot.delivery.RateLimiter` would give.
-
-Usage: .venv/bin/python benchmarks/bench_broadcast.py [--recipients 1000] [--rates 30,28] [--json]
-       [--completion-stamps]
+Usage: .venv/bin/python benchmarks/bench_broadcast.py [--recipients 1000] [--rates 30] [--json]
 """
 
 from __future__ import annotations
@@ -153,63 +147,18 @@ async def run_once(recipients: int, rate: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def patch_completion_stamps() -> None:
-    """EXPERIMENT: make the worker's limiter count a call from its answer's arrival, not its start."""
-    from bot import delivery
-    from handlers.outbound import TelegramOutbound
-
-    limiters: list[delivery.RateLimiter] = []
-    started: dict[int, float] = {}
-    original_acquire = delivery.RateLimiter.acquire
-    original_init = delivery.DeliveryWorker.__init__
-
-    async def acquire(self: delivery.RateLimiter, chat_id: int) -> None:
-        await original_acquire(self, chat_id)
-        started[chat_id] = self._stamps[-1]
-
-    def init(self: delivery.DeliveryWorker, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        limiters.append(self.limiter)
-
-    def answered(chat_id: int) -> None:
-        limiter, now = limiters[-1], time.monotonic()
-        stamp = started.pop(chat_id, None)
-        if stamp is not None and stamp in limiter._stamps:
-            limiter._stamps.remove(stamp)
-            limiter._stamps.append(now)
-            limiter._stamps = type(limiter._stamps)(sorted(limiter._stamps))
-        limiter._last[chat_id] = max(limiter._last.get(chat_id, 0.0), now)
-
-    def wrap(method: Any) -> Any:
-        async def wrapper(self: Any, first: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return await method(self, first, *args, **kwargs)
-            finally:
-                answered(first.chat_id if hasattr(first, "chat_id") else first)
-        return wrapper
-
-    delivery.RateLimiter.acquire = acquire  # type: ignore[method-assign]
-    delivery.DeliveryWorker.__init__ = init  # type: ignore[method-assign]
-    TelegramOutbound.send = wrap(TelegramOutbound.send)  # type: ignore[method-assign]
-    TelegramOutbound.edit = wrap(TelegramOutbound.edit)  # type: ignore[method-assign]
-
-
 def main() -> int:
     """Run the benchmark for each delivery rate and print a table (or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=1000)
-    parser.add_argument("--rates", default="30,28", help="LIAISON_DELIVERY_RATE values to run, comma-separated")
+    parser.add_argument("--rates", default="30", help="LIAISON_DELIVERY_RATE values to run, comma-separated")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--completion-stamps", action="store_true",
-                        help="EXPERIMENT: patch the worker's limiter to count calls from their answers")
     args = parser.parse_args()
-    if args.completion_stamps:
-        patch_completion_stamps()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for rate in (int(r) for r in args.rates.split(",")):
             results.append(asyncio.run(run_once(args.recipients, rate, Path(tmp))))
-    machine = f"{'EXPERIMENT completion stamps; ' if args.completion_stamps else ''}{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     if args.json:
         sys.stdout.write(json.dumps({"machine": machine, "runs": results}, indent=2) + "\n")
         return 0
