@@ -169,6 +169,7 @@ class _Reader:
 
 
 def _filter(reader: _Reader) -> Filter:
+    """Read one filter (keyword, ':' and comma-separated values)."""
     reader.skip_spaces()
     match = re.compile(r"(all|everyone|country|agency|case)\b(:)?", re.IGNORECASE).match(reader.text, reader.pos)
     if match is None:
@@ -254,6 +255,7 @@ def resolve(s: Session, scope: Scope, *, exclude: int | None = None) -> list[Off
 
 
 def _matching(s: Session, flt: Filter, officers: list[Officer]) -> set[int]:
+    """Return the ids of the officers one filter matches; unknown names raise InvalidInput."""
     if flt.kind == "all":
         return {o.id for o in officers}
     if flt.kind == "country":
@@ -360,6 +362,7 @@ def draft(core: Core, actor: OfficerInfo | None, scope_text: str, text: str, *, 
 
 
 def _sender_label(texts: Texts, author: Officer | None) -> str:
+    """Return who the alert is from (flag, name, agency), or the coordination centre for the CLI."""
     if author is None:
         return texts(FROM_CENTRE)
     flag = COUNTRY_FLAG.get(author.country or "", "")
@@ -409,6 +412,7 @@ class Confirmation:
 
 
 def _locked_broadcast(s: Session, broadcast_id: int) -> Broadcast:
+    """Return a broadcast locked for update (PostgreSQL; SQLite transactions are serialized)."""
     query = select(Broadcast).where(Broadcast.id == broadcast_id)
     if s.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
@@ -419,6 +423,7 @@ def _locked_broadcast(s: Session, broadcast_id: int) -> Broadcast:
 
 
 def _check_owner(actor: OfficerInfo | None, b: Broadcast) -> None:
+    """Allow only the author (or an admin, or the CLI) to confirm or cancel a draft."""
     if actor is not None and b.created_by_id != actor.id and actor.role != "admin":
         raise NotAllowed()
 
@@ -573,16 +578,7 @@ def report(core: Core, actor: OfficerInfo | None, broadcast_id: int | None = Non
         b = s.get(Broadcast, broadcast_id)
         if b is None:
             raise NotFound(NO_BROADCAST, id=broadcast_id)
-        copies = {d.recipient_id: d for d in delivery_rows(s, b.id)}
-        recipients = []
-        for r, o in s.execute(select(BroadcastRecipient, Officer).join(Officer, Officer.id == BroadcastRecipient.officer_id)
-                              .where(BroadcastRecipient.broadcast_id == b.id).order_by(Officer.id)):
-            copy = copies.get(r.officer_id)
-            recipients.append(RecipientState(officer_info(o), r.acked_at, copy.status if copy else "not-queued",
-                                             copy.reason if copy else None, r.resent))
-        counts = Counter(r.status for r in recipients)
-        return Report(b.id, b.scope, b.priority, b.status, b.created_at, b.confirmed_at, b.finished_at, b.resends,
-                      dict(counts), recipients)
+        return _report_in(s, b)
 
 
 def delivery_rows(s: Session, broadcast_id: int) -> list[Any]:
@@ -593,6 +589,7 @@ def delivery_rows(s: Session, broadcast_id: int) -> list[Any]:
 
 # --- progress and the final report ------------------------------------------------------------------
 def _counts(s: Session, broadcast_id: int) -> Counter[str]:
+    """Return the statuses of a broadcast's first copies, counted."""
     return Counter({status: int(n) for status, n in s.execute(
         select(Delivery.status, func.count()).where(Delivery.kind == KIND, Delivery.ref_id == broadcast_id,
                                                     Delivery.op == "send").group_by(Delivery.status))})
@@ -648,6 +645,7 @@ def update_progress(core: Core, broadcast_id: int) -> bool:
 
 
 def _report_in(s: Session, b: Broadcast) -> Report:
+    """Build the report inside an open session."""
     copies = {d.recipient_id: d for d in delivery_rows(s, b.id)}
     recipients = []
     for r, o in s.execute(select(BroadcastRecipient, Officer).join(Officer, Officer.id == BroadcastRecipient.officer_id)
@@ -686,6 +684,7 @@ class ProgressTracker:
         task.add_done_callback(self._tasks.discard)
 
     async def _update_later(self, broadcast_id: int) -> None:
+        """Wait `every` seconds, then update the broadcast's progress message."""
         await asyncio.sleep(self.every)
         self._scheduled.discard(broadcast_id)
         try:
@@ -707,6 +706,7 @@ class ProgressTracker:
 
 
 def _open_copies(core: Core, broadcast_id: int) -> int:
+    """Return how many first copies are still pending or being sent."""
     with core.db.session() as s:
         c = _counts(s, broadcast_id)
     return c.get(delivery.PENDING, 0) + c.get(delivery.SENDING, 0)
