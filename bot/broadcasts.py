@@ -361,10 +361,10 @@ def draft(core: Core, actor: OfficerInfo | None, scope_text: str, text: str, *, 
                    texts, tuple(untranslated), source)
 
 
-def _sender_label(texts: Texts, author: Officer | None) -> str:
+def _sender_label(tr: Texts, author: Officer | None) -> str:
     """Return who the alert is from (flag, name, agency), or the coordination centre for the CLI."""
     if author is None:
-        return texts(FROM_CENTRE)
+        return tr(FROM_CENTRE)
     flag = COUNTRY_FLAG.get(author.country or "", "")
     agency = f" ({escape(author.agency.name)})" if author.agency is not None else ""
     return f"{flag} <b>{escape(author.display_name)}</b>{agency}".strip()
