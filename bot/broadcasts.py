@@ -339,7 +339,7 @@ def draft(core: Core, actor: OfficerInfo | None, scope_text: str, text: str, *, 
                         status_chat_id=status_chat_id, resends=0)
         s.add(row)
         s.flush()
-        texts: dict[str, str] = {}
+        bodies: dict[str, str] = {}
         untranslated: list[str] = []
         for lang in langs:
             tr = translations.get(lang)
@@ -347,7 +347,7 @@ def draft(core: Core, actor: OfficerInfo | None, scope_text: str, text: str, *, 
             ok = lang == source or (tr is not None and tr.translated)
             if not ok:
                 untranslated.append(lang)
-            texts[lang] = body
+            bodies[lang] = body
             s.add(BroadcastText(broadcast_id=row.id, lang=lang, text_enc=core.cipher.encrypt(body, _LANG_AAD),
                                 engine="identity" if lang == source else (tr.engine if tr else "none"),
                                 translated=ok, failure=None if ok else (tr.failure if tr else "missing")))
@@ -358,7 +358,7 @@ def draft(core: Core, actor: OfficerInfo | None, scope_text: str, text: str, *, 
             "source": source, "recipients": len(recipients), "languages": langs})
         broadcast_id = row.id
     return Preview(broadcast_id, scope.text(), priority, len(recipients), dict(Counter(r.country for r in recipients)),
-                   texts, tuple(untranslated), source)
+                   bodies, tuple(untranslated), source)
 
 
 def _sender_label(tr: Texts, author: Officer | None) -> str:
