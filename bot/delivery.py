@@ -237,6 +237,7 @@ def wake(core: Core) -> None:
 # --- payload encoding -------------------------------------------------------------------------------
 
 def _split(payload: Payload) -> list[str]:
+    """Split a payload's text into the messages it will take (the first piece a caption for files)."""
     if payload.file is not None:
         if not payload.text.strip():
             return [""]
@@ -249,6 +250,7 @@ def _split(payload: Payload) -> list[str]:
 
 
 def _encode(payload: Payload, parts: list[str]) -> str:
+    """Return the payload as the JSON stored (encrypted) with the delivery."""
     doc: dict[str, Any] = {"parts": parts}
     if payload.buttons:
         doc["buttons"] = [[[b.text, b.data] for b in row] for row in payload.buttons]
@@ -272,10 +274,12 @@ def _encode(payload: Payload, parts: list[str]) -> str:
 
 
 def _buttons(doc: dict[str, Any]) -> tuple[tuple[Button, ...], ...]:
+    """Return the stored buttons as `Button` rows."""
     return tuple(tuple(Button(t, d) for t, d in row) for row in doc.get("buttons", ()))
 
 
 def _decode(core: Core, blob: bytes) -> dict[str, Any]:
+    """Decrypt and parse a stored payload."""
     text = core.cipher.decrypt(blob, _PAYLOAD_AAD)
     return json.loads(text) if text else {}  # an empty text: purged by retention
 
@@ -338,6 +342,7 @@ def enqueue(session: Session, core: Core, *, kind: str, chat_id: int, payload: P
 
 def _audit_queued(session: Session, rows: Sequence[Delivery], op: str, actor_id: int | None,
                   case_tag: str | None, now: datetime) -> None:
+    """Append one "delivery.queued" event listing the queued rows."""
     first = rows[0]
     audit.record(session, "delivery.queued", actor_id=actor_id, case_tag=case_tag, at=now, data={
         "kind": first.kind, "op": op, "ref": first.ref_id, "deliveries": queued_summary(rows),
@@ -345,6 +350,7 @@ def _audit_queued(session: Session, rows: Sequence[Delivery], op: str, actor_id:
 
 
 def _locked(session: Session, delivery_id: int) -> Delivery | None:
+    """Return a delivery row, locked for this transaction on PostgreSQL."""
     query = select(Delivery).where(Delivery.id == delivery_id)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
@@ -404,6 +410,7 @@ def enqueue_edit(session: Session, core: Core, target_id: int, payload: Payload,
 
 
 def _has_parts(session: Session, delivery_id: int) -> bool:
+    """Tell whether any Telegram message of a delivery was sent."""
     return session.execute(select(ChatMessage.message_id).where(ChatMessage.delivery_id == delivery_id)
                            .limit(1)).first() is not None
 
@@ -455,11 +462,13 @@ def cancel_pending(session: Session, core: Core, *, kind: str, ref_ids: Iterable
 
 
 def _event_kind(op: str, status: str) -> str:
+    """Return the audit event kind for an operation reaching a status."""
     return f"delivery.{status}" if op == "send" else f"delivery.{op}.{status}"
 
 
 def _set_final(session: Session, row: Delivery, status: str, reason: str | None, actor_id: int | None,
                now: datetime) -> None:
+    """Give a delivery its final status and audit it."""
     row.status, row.reason, row.finished_at = status, reason, now
     row.claimed_by = row.lease_until = None
     audit.record(session, _event_kind(row.op, status), actor_id=actor_id, case_tag=row.case_tag, at=now,
@@ -467,6 +476,7 @@ def _set_final(session: Session, row: Delivery, status: str, reason: str | None,
 
 
 def _event_data(row: Delivery, **extra: Any) -> dict[str, Any]:
+    """Return the audit data of a delivery event (the text only by its hash)."""
     data = {"delivery": row.id, "kind": row.kind, "ref": row.ref_id, "op": row.op, "to": row.recipient_id,
             "chat": row.chat_id, "lang": row.lang, "hash": row.body_hash, "attempt": row.attempts,
             "reason": row.reason, "telegram_message_id": row.telegram_message_id}
@@ -479,6 +489,7 @@ def _event_data(row: Delivery, **extra: Any) -> dict[str, Any]:
 # --- reading back -----------------------------------------------------------------------------------
 
 def _info(row: Delivery) -> DeliveryInfo:
+    """Snapshot a delivery row."""
     return DeliveryInfo(row.id, row.kind, row.ref_id, row.op, row.status, row.reason, row.recipient_id, row.chat_id,
                         row.lang, row.attempts, row.telegram_message_id, row.created_at, row.finished_at)
 
@@ -581,34 +592,34 @@ def _claim(s: Session, core: Core, worker_id: str, limit: int, exclude_chats: It
     jobs: list[Job] = []
     if limit <= 0:
         return jobs
-    if True:  # noqa: SIM108  (kept as a block: the query and its handling read as one step)
-        # Each chat's oldest open delivery is its head; only heads may go (first in, first out per chat).
-        heads = select(func.min(Delivery.id)).where(Delivery.status.in_((PENDING, SENDING))).group_by(Delivery.chat_id)
-        query = select(Delivery, Officer.status).outerjoin(Officer, Officer.id == Delivery.recipient_id).where(
-            Delivery.id.in_(heads),
-            or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
-                and_(Delivery.status == SENDING, Delivery.lease_until < now)),
-        )
-        if excluded:
-            query = query.where(Delivery.chat_id.not_in(excluded))
-        query = query.order_by(Delivery.priority.desc(), Delivery.id).limit(limit)
-        if s.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Delivery)
-        for row, officer_status in s.execute(query).all():
-            if officer_status is not None and officer_status != OfficerStatus.ACTIVE:
-                _set_final(s, row, CANCELLED, "recipient revoked", None, now)
-                continue
-            job = _prepare(s, core, row)
-            if job is None:
-                continue
-            row.status, row.claimed_by, row.lease_until = SENDING, worker_id, now + LEASE
-            row.attempts += 1
-            job.attempts = row.attempts
-            jobs.append(job)
+    # Each chat's oldest open delivery is its head; only heads may go (first in, first out per chat).
+    heads = select(func.min(Delivery.id)).where(Delivery.status.in_((PENDING, SENDING))).group_by(Delivery.chat_id)
+    query = select(Delivery, Officer.status).outerjoin(Officer, Officer.id == Delivery.recipient_id).where(
+        Delivery.id.in_(heads),
+        or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
+            and_(Delivery.status == SENDING, Delivery.lease_until < now)),
+    )
+    if excluded:
+        query = query.where(Delivery.chat_id.not_in(excluded))
+    query = query.order_by(Delivery.priority.desc(), Delivery.id).limit(limit)
+    if s.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Delivery)
+    for row, officer_status in s.execute(query).all():
+        if officer_status is not None and officer_status != OfficerStatus.ACTIVE:
+            _set_final(s, row, CANCELLED, "recipient revoked", None, now)
+            continue
+        job = _prepare(s, core, row)
+        if job is None:
+            continue
+        row.status, row.claimed_by, row.lease_until = SENDING, worker_id, now + LEASE
+        row.attempts += 1
+        job.attempts = row.attempts
+        jobs.append(job)
     return jobs
 
 
 def _prepare(s: Session, core: Core, row: Delivery) -> Job | None:
+    """Turn a claimed row into a job: decrypted payload, reply target, the parts to edit or delete."""
     doc = _decode(core, row.payload_enc)
     job = Job(row.id, row.kind, row.ref_id, row.op, row.chat_id, row.recipient_id, row.lang, row.attempts, doc,
               target_id=row.target_id, reply_to=doc.get("reply_to"))
@@ -740,6 +751,7 @@ def release_stale_claims(core: Core, worker_id: str) -> int:
 
 
 def _pid_alive(pid_text: str) -> bool:
+    """Tell whether a process id is alive on this host."""
     try:
         os.kill(int(pid_text), 0)
     except (ValueError, ProcessLookupError):
@@ -783,12 +795,14 @@ class RateLimiter:
         self._reply_last: dict[int, float] = {}
 
     def _chat_free_at(self, chat_id: int, *, reply: bool = False) -> float:
+        """Return when the next call to a chat may go (replies ignore earlier replies)."""
         free = max(self._last.get(chat_id, -1e9) + self.chat_interval, self._chat_paused.get(chat_id, 0.0))
         if not reply:
             free = max(free, self._reply_last.get(chat_id, -1e9) + self.chat_interval)
         return free
 
     def _chats(self) -> set[int]:
+        """Return every chat the limiter tracks."""
         return set(self._last) | set(self._chat_paused) | set(self._reply_last)
 
     def cooling_chats(self) -> set[int]:
@@ -914,6 +928,7 @@ def _steps(doc: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 async def _perform_send(outbound: Outbound, limiter: RateLimiter, job: Job, sent: list[tuple[int, str]]) -> None:
+    """Send a copy's messages in order (continuing after those already sent)."""
     doc = job.doc
     steps = _steps(doc)
     buttons = _buttons(doc)
@@ -939,6 +954,7 @@ async def _perform_send(outbound: Outbound, limiter: RateLimiter, job: Job, sent
 
 async def _send_pin(outbound: Outbound, chat_id: int, doc: dict[str, Any], reply: int | None,
                     protect: bool) -> int:
+    """Send a location or contact pin."""
     if "location" in doc:
         latitude, longitude = doc["location"]
         return await outbound.send_location(chat_id, latitude, longitude, reply_to=reply, protect=protect)
@@ -948,6 +964,7 @@ async def _send_pin(outbound: Outbound, chat_id: int, doc: dict[str, Any], reply
 
 async def _perform_edit(outbound: Outbound, limiter: RateLimiter, job: Job, sent: list[tuple[int, str]],
                         removed: list[int]) -> None:
+    """Edit a copy's messages; send extra parts, delete surplus ones."""
     parts: list[str] = job.doc.get("parts", [])
     buttons = _buttons(job.doc)
     editable = [(mid, kind) for mid, kind in job.target_parts if kind != "pin"]
@@ -977,6 +994,7 @@ async def _perform_edit(outbound: Outbound, limiter: RateLimiter, job: Job, sent
 
 
 async def _perform_delete(outbound: Outbound, limiter: RateLimiter, job: Job) -> str | None:
+    """Delete a copy's messages, replacing those Telegram keeps with the fallback text."""
     fallback = job.doc.get("fallback")
     kept = 0
     for message_id, kind in job.target_parts:
@@ -1067,6 +1085,7 @@ class DeliveryWorker:
         raise TimeoutError("deliveries still pending or in flight")
 
     async def _run(self) -> None:
+        """Claim due deliveries whenever there is room, until stopped."""
         while not self._stopping:
             self._wake.clear()
             claimed = 0
@@ -1093,11 +1112,13 @@ class DeliveryWorker:
                 pass
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        """Forget a finished task and look for more work."""
         self._tasks.discard(task)
         if not self._stopping:
             self._wake.set()
 
     async def _carry_out(self, job: Job) -> None:
+        """Carry out one job and hand its outcome to the recorder."""
         _IN_WORKER.set(True)  # this task's own context: the shared limiter lets its calls through
         try:
             outcome = await perform(self.outbound, self.limiter, job)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_, Texts
 from bot.models import Officer, OfficerStatus, Role
 from bot.models.relay import (
+    ChatMessage,
     CurrentRoom,
     Delivery,
     Message,
@@ -158,22 +160,44 @@ def needs_translation(text: str) -> bool:
 
 
 def _mixed(text: str) -> bool:
+    """Tell whether a text mixes scripts substantially (each of two at least a quarter of it)."""
     counts = script_counts(text)
     total = sum(counts.values())
     return total >= 8 and sum(1 for v in counts.values() if v >= 0.25 * total) >= 2
 
 
 def _max_code(a: str, b: str | None) -> str:
+    """Return the stricter of two handling codes."""
     if b is None:
         return a
     return max(a, b, key=HANDLING_CODES.index)
 
 
 def _media_doc(incoming: Incoming) -> dict[str, Any] | None:
+    """Return the media details stored (encrypted) with a message."""
     doc = {k: getattr(incoming, k) for k in ("file_id", "file_unique_id", "file_name", "mime_type", "file_size",
                                              "latitude", "longitude", "phone_number", "first_name", "last_name")}
     doc = {k: v for k, v in doc.items() if v is not None}
     return doc or None
+
+
+def wait_for_mapping(core: Core, chat_id: int, message_id: int, timeout: float = 5.0) -> bool:
+    """Wait until a Telegram message in a chat is known, while a delivery to that chat is still in flight.
+
+    Telegram shows a copy before the worker has recorded which stored message it is; a reply that
+    quick must not be mistaken for a new message. Returns whether the message is known. Blocking:
+    services run in worker threads.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with core.db.session() as s:
+            if s.get(ChatMessage, (chat_id, message_id)) is not None:
+                return True
+            in_flight = s.execute(select(Delivery.id).where(Delivery.chat_id == chat_id,
+                                                            Delivery.status == delivery.SENDING).limit(1)).first()
+        if in_flight is None or time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _target_room(s: Any, officer: OfficerInfo, incoming: Incoming) -> tuple[Room, Message | None]:
@@ -210,6 +234,8 @@ def post(core: Core, officer: OfficerInfo, incoming: Incoming) -> PostResult:
     source = detect(text, officer.language) if text and needs_translation(text) else officer.language
     if text and _mixed(text):
         notes.append(Note(MIXED_SCRIPTS, {"language": source}, ("language",)))
+    if incoming.reply_to_message_id is not None:
+        wait_for_mapping(core, incoming.chat_id, incoming.reply_to_message_id)
     now = core.clock.now()
     with core.db.transaction() as s:
         existing = s.execute(select(Message).where(Message.sender_chat_id == incoming.chat_id,
@@ -287,6 +313,7 @@ def _recipients(s: Any, msg: Message) -> list[_Recipient]:
 
 
 def _copies(s: Any, message_id: int) -> list[Delivery]:
+    """Return the copies of a message that were not cancelled, oldest first."""
     return list(s.execute(select(Delivery).where(Delivery.kind == KIND, Delivery.ref_id == message_id,
                                                 Delivery.op == "send", Delivery.status != delivery.CANCELLED)
                           .order_by(Delivery.id)).scalars())
@@ -420,6 +447,7 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
 
 
 def _hash_of(tr: Translation | None) -> str | None:
+    """Return the hash of a translation's text."""
     return body_hash(tr.text) if tr is not None else None
 
 
@@ -481,6 +509,7 @@ def retract(core: Core, officer: OfficerInfo, chat_id: int, reply_to_message_id:
     """Retract the officer's message a /retract replies to: delete its copies; return how many."""
     if reply_to_message_id is None:
         raise InvalidInput(RETRACT_HOW)
+    wait_for_mapping(core, chat_id, reply_to_message_id)
     now = core.clock.now()
     with core.db.transaction() as s:
         ref = delivery.lookup(s, chat_id, reply_to_message_id)

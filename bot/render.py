@@ -171,11 +171,13 @@ def _chars(text_html: str) -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 def _tag_name(open_tag: str) -> str:
+    """Return the name of an opening tag."""
     match = _TAG_NAME.match(open_tag)
     return match.group(2).lower() if match else ""
 
 
 def _render(chars: Sequence[tuple[str, str, tuple[str, ...]]]) -> str:
+    """Render characters back to HTML, opening and closing tags where their stacks change."""
     parts: list[str] = []
     current: tuple[str, ...] = ()
     for _ch, code, stack in chars:
@@ -199,6 +201,7 @@ def _is_joiner(ch: str) -> bool:
 def _is_flag_half(chars: Sequence[tuple[str, str, tuple[str, ...]]], k: int) -> bool:
     """Tell whether cutting before k would split a flag (two regional indicator letters)."""
     def regional(ch: str) -> bool:
+        """Tell whether a character is a regional indicator letter."""
         return "\U0001f1e6" <= ch <= "\U0001f1ff"
     if not (regional(chars[k][0]) and regional(chars[k - 1][0])):
         return False

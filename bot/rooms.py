@@ -95,6 +95,7 @@ def parse_handling(text: str) -> str:
 
 
 def require_poster(actor: OfficerInfo) -> None:
+    """Raise unless the actor may post into rooms (auditors may not)."""
     if actor.role == Role.AUDITOR:
         raise NotAllowed(N_("Auditors cannot post into rooms."))
     require_role(actor, *POSTING_ROLES)
@@ -114,6 +115,7 @@ def room_conditions(core: Core, room: Room, lang: str) -> str | None:
 
 
 def _member(s: Session, room_id: int, officer_id: int) -> RoomMember | None:
+    """Return an officer's current membership of a room, or None."""
     row = s.get(RoomMember, (room_id, officer_id))
     return row if row is not None and row.left_at is None else None
 
@@ -127,6 +129,7 @@ def active_members(s: Session, room_id: int) -> list[Officer]:
 
 
 def _info(core: Core, s: Session, room: Room, viewer_id: int | None, current_id: int | None = None) -> RoomInfo:
+    """Return a room as the viewer sees it."""
     members = active_members(s, room.id)
     counterpart = None
     if room.kind == "dm":
@@ -137,6 +140,7 @@ def _info(core: Core, s: Session, room: Room, viewer_id: int | None, current_id:
 
 
 def _set_current(s: Session, officer_id: int, room_id: int | None, now: datetime) -> None:
+    """Set (or clear) the room an officer writes to."""
     row = s.get(CurrentRoom, officer_id)
     if room_id is None:
         if row is not None:
@@ -149,6 +153,7 @@ def _set_current(s: Session, officer_id: int, room_id: int | None, now: datetime
 
 
 def _room_by_tag(s: Session, tag: str) -> Room | None:
+    """Return the room with a case tag (any case, with or without #)."""
     return s.execute(select(Room).where(func.upper(Room.case_tag) == tag.strip().upper().lstrip("#"))
                      ).scalar_one_or_none()
 

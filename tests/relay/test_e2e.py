@@ -64,12 +64,12 @@ def _copies(emu: BotApiEmulator, chat_id: int, needle: str) -> list[MessageRecor
     return [m for m in emu.messages(chat_id) if needle in m.body]
 
 
-async def _wait_copy(emu: BotApiEmulator, chat_id: int, needle: str, n: int = 1, timeout: float = 15) -> list[MessageRecord]:
+async def _wait_copy(emu: BotApiEmulator, chat_id: int, needle: str, n: int = 1, timeout: float = 30) -> list[MessageRecord]:
     return await emu.wait_for(lambda: (found := _copies(emu, chat_id, needle)) and len(found) >= n and found,
                               timeout, f"chat {chat_id}: no copy containing {needle!r}")
 
 
-async def _wait_db(predicate, timeout: float = 15):  # type: ignore[no-untyped-def]
+async def _wait_db(predicate, timeout: float = 30):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = await asyncio.to_thread(predicate)
@@ -83,7 +83,7 @@ async def _command(emu: BotApiEmulator, user_id: int, text: str) -> MessageRecor
     """Send a command and wait for its answer, then a second, as a person typing the next one would."""
     before = len(emu.messages(user_id))
     await emu.send_text(user_id, text)
-    answer = (await emu.wait_for_messages(user_id, before + 1, timeout=15))[-1]
+    answer = (await emu.wait_for_messages(user_id, before + 1, timeout=30))[-1]
     await asyncio.sleep(1.0)
     return answer
 
@@ -135,7 +135,7 @@ async def test_three_officers_talk_across_languages(core: Core) -> None:
         await emu.edit_text(p.cn.id, original.message_id, "穿山甲鳞片后天经过老街")
         for chat, lang, first in ((p.vn.id, "vi", to_vn), (p.la.id, "lo", to_la)):
             edited = await emu.wait_for(lambda c=chat, m=first: (r := emu.message(c, m.message_id)).edited and r,
-                                        15, f"copy in chat {chat} not edited")
+                                        30, f"copy in chat {chat} not edited")
             assert f"[{lang}] 穿山甲鳞片后天经过老街" in edited.body and "明天" in edited.history[0]["text"]
 
         # 4. a photo with a caption arrives with the caption translated, and its SHA-256 is recorded

@@ -291,3 +291,23 @@ async def test_sender_is_told_when_a_member_blocked_the_bot(core: Core, team: Te
     notices = [m for m in out.to(team.cn.telegram_id, "send") if "屏蔽" in m.text]
     (notice,) = notices
     assert "ສົມພອນ" in notice.text and notice.reply_to == 99
+
+
+async def test_a_reply_faster_than_the_record_of_its_copy_still_threads(core: Core, team: Team) -> None:
+    """A reply to a copy Telegram already shows but the worker has not yet recorded waits for that record."""
+    import asyncio
+
+    await deliver(core, FakeOutbound())  # the join notices are out of the way
+    original = _post(core, team.cn, "货车今晚出发", 110)
+    (job,) = [j for j in delivery.claim(core, "w:1:a", 10) if j.chat_id == team.la.telegram_id]
+    assert (job.kind, job.ref_id) == ("relay", original.message_id)
+
+    async def record_later() -> None:
+        await asyncio.sleep(0.3)  # Telegram answered; the outcome is committed a moment later
+        await asyncio.to_thread(delivery.finish, core, "w:1:a", job, delivery.Outcome("sent", sent=[(777, "text")]))
+
+    recording = asyncio.create_task(record_later())
+    reply = await asyncio.to_thread(_post, core, team.la, "ຂອບໃຈ", 111, reply_to_message_id=777)
+    await recording
+    with core.db.session() as s:
+        assert s.get(Message, reply.message_id).reply_to_id == original.message_id  # type: ignore[union-attr]
