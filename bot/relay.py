@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bot import audit, delivery
 from bot.audit import body_hash
@@ -259,8 +259,9 @@ def post(core: Core, officer: OfficerInfo, incoming: Incoming) -> PostResult:
                       sender_message_id=incoming.message_id, version=1, created_at=now)
         s.add(msg)
         s.flush()
-        s.add(MessageVersion(message_id=msg.id, version=1, body_enc=core.cipher.encrypt(text, _VERSION_AAD) if text
-                             else None, body_hash=msg.body_hash, source_lang=source, created_at=now, relayed=False))
+        s.execute(insert(MessageVersion), [dict(
+            message_id=msg.id, version=1, body_enc=core.cipher.encrypt(text, _VERSION_AAD) if text else None,
+            body_hash=msg.body_hash, source_lang=source, created_at=now, relayed=False)])
         delivery.record_origin(s, core, chat_id=incoming.chat_id, message_id=incoming.message_id, kind=KIND,
                                ref_id=msg.id)
         audit.record(s, "message.sent", actor_id=officer.id, case_tag=room.case_tag, at=now, data={
@@ -403,13 +404,14 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
         if text and langs - set(translations):
             return None
         html_by_lang: dict[str, str] = {}
+        stored = [dict(message_id=message_id, version=version, lang=lang,
+                       text_enc=core.cipher.encrypt(tr.text, _TRANSLATION_AAD), text_hash=body_hash(tr.text),
+                       engine=tr.engine, model=tr.model, translated=tr.translated, failure=tr.failure, created_at=now)
+                  for lang in sorted(langs) if (tr := translations.get(lang)) is not None]
+        if stored:
+            s.execute(insert(MessageTranslation), stored)
         for lang in sorted(langs):
             tr = translations.get(lang)
-            if tr is not None:
-                s.add(MessageTranslation(
-                    message_id=message_id, version=version, lang=lang,
-                    text_enc=core.cipher.encrypt(tr.text, _TRANSLATION_AAD), text_hash=body_hash(tr.text),
-                    engine=tr.engine, model=tr.model, translated=tr.translated, failure=tr.failure, created_at=now))
             body = CopyText(tr.text if tr else None, text or None, ver.source_lang, lang,
                             tr.translated if tr else True, tr.failure if tr else None)
             html_by_lang[lang] = relayed_html(

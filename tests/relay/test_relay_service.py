@@ -311,3 +311,16 @@ async def test_a_reply_faster_than_the_record_of_its_copy_still_threads(core: Co
     await recording
     with core.db.session() as s:
         assert s.get(Message, reply.message_id).reply_to_id == original.message_id  # type: ignore[union-attr]
+
+
+async def test_an_edited_caption_edits_each_copys_caption(core: Core, team: Team) -> None:
+    """Editing a photo's caption re-translates it and edits the caption of every delivered copy."""
+    posted = _post(core, team.vn, "Ảnh kho hàng", 120, kind="photo", file_id="PHOTO-9")
+    out = FakeOutbound()
+    await deliver(core, out)
+    assert relay.edit(core, team.vn, 3001, 120, "Ảnh kho hàng ở Lào Cai") == 2
+    await deliver(core, out)
+    ((message_id, caption, _buttons),) = out.to(team.la.telegram_id, "edit_caption")
+    (la_copy,) = [d for d in delivery.deliveries_for(core, "relay", posted.message_id) if d.recipient_id == team.la.id]
+    assert message_id == la_copy.telegram_message_id and "[lo] Ảnh kho hàng ở Lào Cai" in (caption or "")
+    assert out.to(team.la.telegram_id, "edit") == []
