@@ -182,6 +182,8 @@ def read_snapshot(db: Database) -> Iterator[Connection]:
     with db.engine.connect() as conn:
         conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with conn.begin() as tx:
+            # Long streaming reads gain nothing from JIT compilation, which costs up to a second per query.
+            conn.exec_driver_sql("SET LOCAL jit = off")
             try:
                 yield conn
             finally:
@@ -388,6 +390,52 @@ class VerifyResult:
         return f"BROKEN at event {first.seq} ({first.problem}): {first.detail}"
 
 
+# The canonical content, built by the database itself (PostgreSQL in its own process, SQLite in its C code
+# while the prefetching thread has released the GIL), so that the verification loop only hashes. Their JSON
+# string escaping (to_json / json_quote) is the same as Python's, and any event whose hash does not match is
+# recomputed in Python from its fields before it is reported, so Python's canonical form has the last word.
+_PG_CONTENT = (
+    """'{"actor":' || coalesce(actor_id::text, 'null') || ',"at":"' || """
+    + _PG_AT
+    + """ || '","case":' || """
+    """coalesce(to_json(case_tag)::text, 'null') || ',"data":' || to_json(data)::text || ',"kind":' || """
+    """to_json(kind)::text || ',"seq":' || seq::text || '}'"""
+)
+_SQLITE_CONTENT = (
+    """'{"actor":' || coalesce(actor_id, 'null') || ',"at":"' || """ + _SQLITE_AT + """ || '","case":' || """
+    """json_quote(case_tag) || ',"data":' || json_quote(data) || ',"kind":' || json_quote(kind) || """
+    """',"seq":' || seq || '}'"""
+)
+
+
+def content_batches(
+    conn: Connection, *, batch: int = VERIFY_BATCH
+) -> Iterator[list[tuple[int, str, str, str]]]:
+    """Yield (seq, canonical content as built by the database, prev_hash, hash) in seq order, in batches."""
+    pg = conn.dialect.name == "postgresql"
+    content = _PG_CONTENT if pg else _SQLITE_CONTENT
+    sql = f"SELECT seq, {content}, prev_hash, hash FROM audit_events ORDER BY seq"
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    cur = dbapi.cursor(name=f"liaison_verify_{id(conn):x}", binary=True) if pg else dbapi.cursor()
+    if pg:
+        cur.itersize = batch
+    try:
+        cur.execute(sql)
+        while rows := cur.fetchmany(batch):
+            yield rows
+    finally:
+        cur.close()
+
+
+def event_row(db: Database, seq: int) -> RawEvent | None:
+    """Return one event's raw row, read on a short connection of its own (for diagnoses)."""
+    with db.engine.connect() as conn:
+        for rows in raw_event_batches(conn, EventFilter(first_seq=seq, last_seq=seq), batch=1):
+            return rows[0]
+    return None
+
+
 def verify_chain(
     db: Database,
     *,
@@ -405,77 +453,64 @@ def verify_chain(
     result = VerifyResult()
     anchors = dict(anchors or {})
     sha256 = hashlib.sha256
-    fmt = _CONTENT
-    esc = _json_str
-    # Kinds and case tags repeat: escape each once.
-    kinds: dict[str, str] = {}
-    cases: dict[str | None, str] = {None: "null"}  # a None key is always present
-    with read_snapshot(db) as conn, db.engine.connect() as side:
-        # `side` answers the diagnosis queries while `conn` streams from the prefetching thread.
+    breaks = result.breaks
+    with read_snapshot(db) as conn:
         head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
         prev_raw = bytes(32)
         prev_hex = GENESIS_HASH
         expected = 1
-        count = 0
-        for rows in prefetched(raw_event_batches(conn, batch=batch)):
-            for row in rows:
-                seq, at, kind, actor, case, data, prev_hash, stored = row
+        for rows in prefetched(content_batches(conn, batch=batch)):
+            for seq, content, prev_hash, stored in rows:
                 if seq != expected or prev_hash != prev_hex:
-                    problem = _diagnose_link(side, row, expected, prev_hex)
-                    result.breaks.append(problem)
-                    if len(result.breaks) >= max_breaks:
+                    row = event_row(db, seq)
+                    breaks.append(
+                        _diagnose_link(db, row, expected, prev_hex)
+                        if row
+                        else ChainBreak(seq, "gap", f"event {seq} vanished while the chain was walked")
+                    )
+                    if len(breaks) >= max_breaks:
                         break
                     # Carry on from this event as it stands, to find later breaks too.
                     prev_raw, prev_hex = _resync(stored)
                     expected = seq + 1
-                    count += 1
                     continue
-                if len(at) == 27 and at[26] == "Z":
-                    k = kinds.get(kind)
-                    if k is None:
-                        k = kinds[kind] = esc(kind)
-                    c = cases.get(case)
-                    if c is None:
-                        c = cases[case] = esc(str(case))
-                    content = fmt % ("null" if actor is None else actor, at, c, esc(data), k, seq)
-                else:
-                    content = _slow_content(row)
-                digest = sha256(prev_raw + content.encode("utf-8", "surrogatepass"))
+                digest = sha256(prev_raw + content.encode())
                 computed = digest.hexdigest()
-                if computed != stored:
-                    result.breaks.append(_diagnose_hash(side, row, computed))
-                    if len(result.breaks) >= max_breaks:
-                        break
-                    prev_raw, prev_hex = _resync(stored)
-                else:
+                if computed == stored:
                     prev_raw, prev_hex = digest.digest(), computed
+                else:
+                    problem = _recheck(db, seq, prev_hex, stored)
+                    if problem is not None:
+                        breaks.append(problem)
+                        if len(breaks) >= max_breaks:
+                            break
+                    prev_raw, prev_hex = _resync(stored)
                 expected = seq + 1
-                count += 1
                 if anchors and seq in anchors and anchors.pop(seq) != stored:
-                    result.breaks.append(
+                    breaks.append(
                         ChainBreak(
                             seq,
                             "anchor",
                             f"event {seq} has hash {stored}, but the pinned hash for it is a different one",
                         )
                     )
-                    if len(result.breaks) >= max_breaks:
+                    if len(breaks) >= max_breaks:
                         break
             else:
                 if progress is not None:
-                    progress(count)
+                    progress(expected - 1)
                 continue
             break
-        result.events = count
         result.last_seq = expected - 1
+        result.events = result.last_seq
         result.last_hash = prev_hex
         if head is not None:
             result.head_seq, result.head_hash = int(head[0]), str(head[1])
-        if len(result.breaks) < max_breaks:
-            result.breaks.extend(_check_head(result, head))
+        if len(breaks) < max_breaks:
+            breaks.extend(_check_head(result, head))
         for seq in sorted(anchors):
-            if len(result.breaks) < max_breaks and seq > result.last_seq:
-                result.breaks.append(
+            if len(breaks) < max_breaks and seq > result.last_seq:
+                breaks.append(
                     ChainBreak(
                         seq,
                         "anchor",
@@ -487,9 +522,23 @@ def verify_chain(
         "audit chain verified: %s events in %.2f s, %s",
         result.events,
         result.seconds,
-        "intact" if result.ok else f"{len(result.breaks)} break(s)",
+        "intact" if result.ok else f"{len(breaks)} break(s)",
     )
     return result
+
+
+def _recheck(db: Database, seq: int, prev_hex: str, stored: str) -> ChainBreak | None:
+    """Recompute a mismatching event in Python from its fields; return the break, or None if it holds."""
+    row = event_row(db, seq)
+    if row is None:
+        return ChainBreak(seq, "gap", f"event {seq} vanished while the chain was walked")
+    computed = chain_hash(prev_hex, _slow_content(row).encode("utf-8", "surrogatepass"))
+    if computed == stored:
+        logger.warning(
+            "event %s: the database's canonical form differs from Python's; checked with Python's", seq
+        )
+        return None
+    return _diagnose_hash(db, row, computed)
 
 
 def _slow_content(row: RawEvent) -> str:
@@ -538,8 +587,9 @@ def _check_head(result: VerifyResult, head: Any) -> list[ChainBreak]:
     ]
 
 
-def _seq_of_hash(conn: Connection, digest: str) -> int | None:
-    found = conn.execute(select(AuditEvent.seq).where(AuditEvent.hash == digest)).first()
+def _seq_of_hash(db: Database, digest: str) -> int | None:
+    with db.engine.connect() as conn:
+        found = conn.execute(select(AuditEvent.seq).where(AuditEvent.hash == digest)).first()
     return int(found[0]) if found else None
 
 
@@ -556,7 +606,7 @@ def _recorded_as(row: RawEvent, candidates: list[int]) -> int | None:
     return None
 
 
-def _diagnose_link(conn: Connection, row: RawEvent, expected: int, prev_hex: str) -> ChainBreak:
+def _diagnose_link(db: Database, row: RawEvent, expected: int, prev_hex: str) -> ChainBreak:
     """Explain why an event does not follow the one before it (runs once, at the break)."""
     seq, prev_hash = row[0], row[6]
     if seq != expected and prev_hash == prev_hex:
@@ -571,7 +621,7 @@ def _diagnose_link(conn: Connection, row: RawEvent, expected: int, prev_hex: str
         return ChainBreak(
             expected, "gap", f"{missing} missing: the chain jumps from event {expected - 1} to {seq}"
         )
-    owner = _seq_of_hash(conn, prev_hash)
+    owner = _seq_of_hash(db, prev_hash)
     if owner is not None and owner != seq - 1:
         original = _recorded_as(row, [owner + 1, seq + 1, seq - 1])
         origin = f"; its content was recorded as event {original}" if original is not None else ""
@@ -590,7 +640,7 @@ def _diagnose_link(conn: Connection, row: RawEvent, expected: int, prev_hex: str
     )
 
 
-def _diagnose_hash(conn: Connection, row: RawEvent, computed: str) -> ChainBreak:
+def _diagnose_hash(db: Database, row: RawEvent, computed: str) -> ChainBreak:
     """Explain a stored hash that does not match the event's content."""
     seq, stored = row[0], row[7]
     original = _recorded_as(row, [seq - 1, seq + 1])
@@ -600,7 +650,8 @@ def _diagnose_hash(conn: Connection, row: RawEvent, computed: str) -> ChainBreak
             "reordered",
             f"event {seq}'s content was recorded as event {original}: events were renumbered or reordered",
         )
-    nxt = conn.execute(select(AuditEvent.prev_hash).where(AuditEvent.seq == seq + 1)).first()
+    with db.engine.connect() as conn:
+        nxt = conn.execute(select(AuditEvent.prev_hash).where(AuditEvent.seq == seq + 1)).first()
     if nxt is not None and nxt[0] == stored:
         why = "its content (time, kind, actor, case or data) was changed after it was recorded"
     else:

@@ -379,6 +379,8 @@ def _message_statement(flt: ExportFilter, officer_id: int | None) -> Any:
             .outerjoin(rag, rag.c.id == recipient.c.agency_id)
         )
         .where(*conds)
+        # A fence (OFFSET 0): the version is worked out once per row, not again in each join below.
+        .offset(0)
         .subquery("b")
     )
     v, t = MessageVersion.__table__.alias("v"), MessageTranslation.__table__.alias("t")

@@ -39,6 +39,15 @@ def register(core: Core) -> Register:
     return make
 
 
+def T_REGISTER(core: Core, country: str, role: str = "officer") -> OfficerInfo:  # noqa: N802
+    """Register one officer of a country (for tests without the `register` fixture)."""
+    tid = 90_000 + sum(1 for _ in vetting.list_officers(core, None, include_revoked=True))
+    inv = vetting.create_invite(core, None, role=role, country=country)
+    return vetting.register(
+        core, telegram_id=tid, code=inv.code, display_name=f"Officer {tid}", username=f"u{tid}"
+    )
+
+
 def append(core: Core, n: int, *, kind: str = "test.event", case_tag: str | None = None) -> None:
     """Append n events, one transaction each."""
     for i in range(n):

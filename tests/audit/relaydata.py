@@ -5,7 +5,7 @@ delivery per recipient, and the audit events that refer to the texts by their ha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert
@@ -23,6 +23,8 @@ from bot.models.relay import (
     column_aad,
 )
 from bot.officers import OfficerInfo
+
+T0 = datetime(2026, 8, 3, 1, 30, tzinfo=UTC)
 
 
 @dataclass

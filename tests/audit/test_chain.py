@@ -269,3 +269,42 @@ def test_two_threads_append_without_fork_or_gap(core: Core) -> None:
     assert result.ok and result.events == 120
     seqs = [e.seq for e in _events(core)]
     assert seqs == list(range(1, 121))
+
+
+def test_database_builds_the_same_canonical_form(core: Core) -> None:
+    """The database builds the same canonical bytes as Python for verification, awkward text included."""
+    awkward = [
+        '"quoted" \\ back',
+        "tab\tnew\nline\r\x00\x01\x1f",
+        "\u2028 \u2029 / < > &",
+        "ສະບາຍດີ 你好 Việt 😀",
+        "",
+        "\x7f\x80 é",
+    ]
+    with core.db.transaction() as s:
+        for i, text in enumerate(awkward):
+            plain = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL (inside data it is \u0000)
+            audit.record(
+                s, f"k.{plain[:3]}", actor_id=i or None, case_tag=plain or None, data={"t": text, text: i}
+            )
+    with audit.read_snapshot(core.db) as conn:
+        built = [r for rows in audit.content_batches(conn) for r in rows]
+        raw = [r for rows in audit.raw_event_batches(conn) for r in rows]
+    assert len(built) == len(awkward)
+    for (seq, content, _prev, _hash), row in zip(built, raw, strict=True):
+        assert content.encode() == audit.raw_content(row), seq
+    assert audit.verify_chain(core.db).ok
+
+
+def test_python_has_the_last_word(
+    core: Core, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Were the database's canonical form ever different, events are rechecked in Python, not reported."""
+    append(core, 5)
+    monkeypatch.setattr(audit, "_SQLITE_CONTENT", "'x' || seq")
+    monkeypatch.setattr(audit, "_PG_CONTENT", "'x' || seq::text")
+    result = audit.verify_chain(core.db)
+    assert result.ok and result.events == 5
+    assert "differs from Python's" in caplog.text
+    sql(core, "UPDATE audit_events SET data = '{}' WHERE seq = 3")
+    assert audit.verify_chain(core.db).breaks[0].seq == 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 APPENDER = """
 import sys, time
+from pathlib import Path
 from bot import audit
 from bot.db import Database
-url, tag, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+url, tag, n, barrier = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 db = Database(url)
-while time.time() < start:
-    time.sleep(0.005)
+with db.transaction() as s:  # connected and warm
+    audit.lock_head(s)
+(barrier / tag).touch()
+while len(list(barrier.iterdir())) < 2:  # both processes ready: go at once
+    time.sleep(0.001)
 for i in range(n):
     with db.transaction() as s:
         audit.record(s, "test.process", data={"p": tag, "i": i})
@@ -31,17 +34,18 @@ db.close()
 """
 
 
-def test_two_processes_append_on_postgresql(core: Core) -> None:
+def test_two_processes_append_on_postgresql(core: Core, tmp_path: Path) -> None:
     """Two OS processes append 150 events each at the same moment: seq 1..300, one unbroken chain."""
     if core.db.dialect != "postgresql":
         pytest.skip(
             "needs PostgreSQL (set LIAISON_TEST_DATABASE_URL); SQLite serializes writers in one file, "
             "see test_two_threads_append_without_fork_or_gap"
         )
-    start = time.time() + 1.0
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", APPENDER, core.settings.database_url, tag, "150", str(start)],
+            [sys.executable, "-c", APPENDER, core.settings.database_url, tag, "150", str(barrier)],
             cwd=ROOT,
             stderr=subprocess.PIPE,
         )
@@ -62,14 +66,15 @@ def test_two_processes_append_on_postgresql(core: Core) -> None:
     assert "AB" in order and "BA" in order, order
 
 
-def test_two_processes_append_on_sqlite_file(core: Core) -> None:
+def test_two_processes_append_on_sqlite_file(core: Core, tmp_path: Path) -> None:
     """The same with two processes on one SQLite file (BEGIN IMMEDIATE serializes them)."""
     if core.db.dialect != "sqlite":
         pytest.skip("the SQLite variant of the two-process test")
-    start = time.time() + 1.0
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", APPENDER, core.settings.database_url, tag, "100", str(start)],
+            [sys.executable, "-c", APPENDER, core.settings.database_url, tag, "100", str(barrier)],
             cwd=ROOT,
             stderr=subprocess.PIPE,
         )

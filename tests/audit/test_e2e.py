@@ -83,3 +83,40 @@ async def test_auditor_exports_a_case_in_telegram(core: Core, tmp_path: Path) ->
     kinds = [e["kind"] for e in events]
     assert {"room.created", "message.sent", "message.translated", "message.retracted"} <= set(kinds)
     assert {e["case"] for e in events} == {CASE}
+
+
+async def test_run_with_the_wrong_key_stops_with_one_line(core: Core) -> None:
+    """`liaison run` with another LIAISON_DATA_KEY than the data's: exit 2, one clear line, no key shown."""
+    import os
+    import sys
+
+    from bot.sandbox.emulator_limits import RateLimits
+    from tests.audit import relaydata
+    from tests.audit.conftest import T_REGISTER
+
+    la, cn = T_REGISTER(core, "LA"), T_REGISTER(core, "CN")
+    room = relaydata.room(core, "CN-LA-2026-0778", [la, cn], relaydata.T0)
+    relaydata.send(core, room, "CN-LA-2026-0778", la, LAO, [cn], relaydata.T0)
+    wrong = crypto.new_key_text()
+    liaison = str(Path(sys.executable).with_name("liaison"))
+    token = core.settings.telegram_token.get()  # type: ignore[union-attr]
+    async with BotApiEmulator(token, rate_limits=RateLimits.unlimited()) as emu:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
+        env.update(
+            {
+                "LIAISON_TELEGRAM_TOKEN": token,
+                "LIAISON_TELEGRAM_API_URL": emu.base_url,
+                "LIAISON_DATABASE_URL": core.settings.database_url,
+                "LIAISON_DATA_KEY": wrong,
+                "LIAISON_DATA_DIR": str(core.settings.data_dir / "elsewhere"),
+            }
+        )
+        proc = await asyncio.create_subprocess_exec(
+            liaison, "run", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    log = err.decode()
+    assert proc.returncode == 2, log[-2000:]
+    last = log.strip().splitlines()[-1]
+    assert last.startswith("liaison: error: stored data cannot be decrypted with this installation's keys")
+    assert "Traceback" not in log and wrong not in log and core.settings.data_key.get() not in log  # type: ignore[union-attr]
