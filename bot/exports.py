@@ -910,6 +910,16 @@ def _export(
     )
 
 
+def chat_request(core: Core, actor: OfficerInfo, args: list[str]) -> ExportFilter:
+    """Check `/export`'s sender and read its arguments; a refusal or unreadable request is audited too."""
+    authorize(core, actor, via="telegram")
+    try:
+        return parse_command_args(args, actor.timezone)
+    except InvalidInput as exc:
+        _record_failure(core, actor, ExportFilter(), "telegram", exc.english())
+        raise
+
+
 def export_for_chat(core: Core, actor: OfficerInfo, flt: ExportFilter) -> ExportResult:
     """Make a bundle for `/export` in a private folder of the data directory (the caller deletes it)."""
     stamp = core.clock.now().strftime("%Y%m%d-%H%M%S")

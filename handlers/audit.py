@@ -36,8 +36,7 @@ async def export(update: Update, context: BotContext) -> None:
     """Make a signed bundle of a case or a period and send it to the auditor as a document."""
     message, t, me = update.effective_message, context.texts, context.me
     assert message is not None
-    await context.run(exports.authorize, context.core, me)  # refused (and audited) before anything else
-    flt = exports.parse_command_args(context.args or [], me.timezone)
+    flt = await context.run(exports.chat_request, context.core, me, context.args or [])  # role check, audited
     await message.reply_text(t(PREPARING))
     await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT)
     result = await context.run(exports.export_for_chat, context.core, me, flt)

@@ -115,6 +115,9 @@ async def test_period_and_usage(core: Core) -> None:
     async with app_with_files(core) as (app, request, users):
         await app.process_update(users.message(33, "/export", language="lo"))
         assert request.sent(33)[-1].text.startswith("ວິທີໃຊ້: /export")
+        with core.db.session() as s:
+            failed = s.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).scalar_one()
+        assert failed.kind == "export.failed" and "Usage: /export" in json.loads(failed.data)["reason"]
         await app.process_update(users.message(33, "/export 2026-08-01 2026-08-05", language="lo"))
         doc = request.sent(33, "sendDocument")[-1]
     assert "1 ແຖວ (1 ຂໍ້ຄວາມ)" in doc.text
