@@ -80,9 +80,11 @@ async def hash_file(bot: ExtBot[Any], core: Core, message_id: int, file_id: str)
     """Download a relayed file through getFile and record its SHA-256 (hashed off the event loop)."""
     try:
         data = bytes(await (await bot.get_file(file_id)).download_as_bytearray())
-    except TelegramError as exc:
+    except Exception as exc:  # a background task: whatever went wrong is recorded, never lost in a log
+        if not isinstance(exc, TelegramError):
+            logger.exception("unexpected error downloading the file of message %s", message_id)
         logger.warning("could not download the file of message %s for hashing: %s", message_id, exc)
-        await asyncio.to_thread(relay.record_file_hash_failure, core, message_id, str(exc))
+        await asyncio.to_thread(relay.record_file_hash_failure, core, message_id, f"{type(exc).__name__}: {exc}")
         return
     digest = await asyncio.to_thread(relay.sha256_hex, data)
     await asyncio.to_thread(relay.record_file_hash, core, message_id, digest, len(data))
@@ -94,6 +96,7 @@ class RelayService:
     def __init__(self) -> None:
         self.worker: delivery.DeliveryWorker | None = None
         self._core: Core | None = None
+        self._hashing: set[asyncio.Task[None]] = set()
 
     async def start(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Start the worker, then relay what a stopped process left half done."""
@@ -107,7 +110,9 @@ class RelayService:
         await self.worker.start()
         await asyncio.to_thread(relay.resume, core, timedelta(0))
         for message_id, file_id in await asyncio.to_thread(relay.unhashed_files, core):
-            app.create_task(hash_file(app.bot, core, message_id, file_id))
+            task = asyncio.create_task(hash_file(app.bot, core, message_id, file_id))
+            self._hashing.add(task)
+            task.add_done_callback(self._hashing.discard)
         scheduler = core.extras.get("scheduler")
         if scheduler is not None:
             scheduler.add_job(relay.resume, "interval", minutes=1, args=[core], id="relay-resume",
@@ -119,6 +124,9 @@ class RelayService:
             delivery.outbox(self._core).unsubscribe(relay.KIND, self._on_status)
         if self.worker is not None:
             await self.worker.stop()
+        for task in list(self._hashing):
+            task.cancel()
+        await asyncio.gather(*self._hashing, return_exceptions=True)
 
     async def _on_status(self, event: delivery.DeliveryEvent) -> None:
         """Tell a sender when a copy of their message failed or was blocked."""

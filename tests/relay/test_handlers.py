@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -159,3 +160,18 @@ async def test_dm_picker_by_country_and_agency(core: Core, team: Team, bot: Any)
     await settle(app)
     dm_copies = [t for t in texts_to(request, 2001) if "[zh] ສະບາຍດີ" in t]
     assert len(dm_copies) == 1 and texts_to(request, 3001).count(dm_copies[0]) == 0
+
+
+async def test_files_left_unhashed_are_hashed_at_start(core: Core, team: Team) -> None:
+    """A photo stored before a restart without its hash gets one when the bot starts again (via getFile)."""
+    from bot import relay
+
+    relay.post(core, team.vn, relay.Incoming(chat_id=3001, message_id=77, kind="photo", file_id="F-1", text="ảnh"))
+    assert relay.unhashed_files(core) == [(1, "F-1")]
+    async with offline_app(core) as (app, request, _users):
+        await settle(app)
+        for _ in range(100):
+            if any(c.method == "getFile" for c in request.calls):
+                break
+            await asyncio.sleep(0.02)
+    assert [c.params.get("file_id") for c in request.calls if c.method == "getFile"] == ["F-1"]
