@@ -213,25 +213,25 @@ class OfflineTranslator:
         for i, (text, (masked, sentences)) in enumerate(zip(texts, prepared, strict=True)):
             out: dict[str, Translation] = {}
             for t in targets:
-                hops = routes.get(t)
+                route = routes.get(t)
                 if t == source:
                     out[t] = Translation(text, source, t, engine="identity")
-                elif not hops:
+                elif not route:
                     out[t] = Translation(
                         text, source, t, engine="passthrough", translated=False, failure="missing-model"
                     )
                 elif t in failed:
-                    engine, model = _record(hops)
+                    kind, model = _record(route)
                     out[t] = Translation(
-                        text, source, t, engine=engine, model=model, translated=False, failure=failed[t]
+                        text, source, t, engine=kind, model=model, translated=False, failure=failed[t]
                     )
                 else:
-                    engine, model = _record(hops)
+                    kind, model = _record(route)
                     out[t] = Translation(
                         self._assemble(masked, sentences, current[t], i, t),
                         source,
                         t,
-                        engine=engine,
+                        engine=kind,
                         model=model,
                     )
             results.append(out)
