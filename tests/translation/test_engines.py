@@ -256,3 +256,17 @@ def test_whitespace_and_symbol_only_messages(settings: Settings, kit: Kit) -> No
     for text in ["", "  ", "👍", "MSCU1234567", "https://example.org/a_b 120"]:
         assert translator.translate(text, "zh", ["vi"])["vi"].text == text
     assert _engine(translator, "nllb").batches == 0
+
+
+def test_lines_and_sentences_keep_their_layout(settings: Settings, kit: Kit) -> None:
+    """A multi-line message keeps its line breaks; Chinese output drops the spaces between sentences."""
+    install(settings.resolved_models_dir, kit.families["nllb"])
+    translator = _offline(settings)
+    text = "Please reply today. Thank you!\n\nSee the photos:\n- truck\n- container"
+    result = translator.translate(text, "en", ["vi", "zh"])
+    assert result["vi"].text.count("\n") == text.count("\n") and "\n\n" in result["vi"].text
+    zh_first_line = result["zh"].text.split("\n")[0]
+    vi_first_line = result["vi"].text.split("\n")[0]
+    assert " " in vi_first_line  # the space between the two sentences stays for Vietnamese ...
+    single = translator.translate("Please reply today.", "en", ["zh"])["zh"].text
+    assert zh_first_line.startswith(single) and not zh_first_line.startswith(single + " ")  # ... not for Chinese
