@@ -1043,6 +1043,8 @@ class DeliveryWorker:
         self._outcomes: list[tuple[Job, Outcome, asyncio.Future[None]]] = []
         self._outcome_ready = asyncio.Event()
         self._recorder: asyncio.Task[None] | None = None
+        #: True while the recorder commits a batch (stop waits for it)
+        self._recording = False
 
     async def start(self) -> None:
         """Release this host's dead claims, then run the loop in the background."""
@@ -1055,19 +1057,31 @@ class DeliveryWorker:
         self._runner = asyncio.create_task(self._run(), name="delivery-worker")
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop claiming, let in-flight jobs finish for `grace` seconds, then cancel the rest."""
+        """Stop claiming, let in-flight jobs finish for `grace` seconds, then cancel the rest.
+
+        Jobs claimed while stopping are released, never started, and the recorder is cancelled only
+        once every outcome of a call Telegram answered is committed: a copy is never sent by this
+        process and then sent again by the next one because its outcome was lost.
+        """
         self._stopping = True
         outbox(self.core).unbind()
         self._wake.set()
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
-        if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                pending = set(self._tasks)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                break
+            await asyncio.wait(set(self._tasks), timeout=remaining)
         if self._recorder is not None:
-            while self._outcomes:  # outcomes of calls Telegram answered are recorded before stopping
+            # outcomes of calls Telegram answered are recorded before stopping
+            while (self._outcomes or self._recording) and not self._recorder.done():
                 self._outcome_ready.set()
                 await asyncio.sleep(0.01)
             self._recorder.cancel()
@@ -1098,7 +1112,7 @@ class DeliveryWorker:
                     logger.exception("could not claim deliveries; retrying shortly")
                     jobs = []
                     await asyncio.sleep(self.poll_interval)
-                self._launch(jobs)
+                await self._launch(jobs)
                 claimed = len(jobs)
             if claimed and len(self._tasks) < self.concurrency:
                 continue
@@ -1140,6 +1154,7 @@ class DeliveryWorker:
             await self._outcome_ready.wait()
             self._outcome_ready.clear()
             while self._outcomes:
+                self._recording = True
                 batch, self._outcomes = self._outcomes[:200], self._outcomes[200:]
                 # The chats of these outcomes become free: claim their next copies in the same commit.
                 free = 0 if self._stopping else self.concurrency - len(self._tasks) + len(batch)
@@ -1147,9 +1162,10 @@ class DeliveryWorker:
                 for _job, _outcome, recorded in batch:
                     if not recorded.done():
                         recorded.set_result(None)
-                self._launch(jobs)
+                await self._launch(jobs)
                 for event in events:
                     await notify(self.core, event)
+            self._recording = False
 
     async def _record(self, batch: list[tuple[Job, Outcome]], free: int) -> tuple[list[DeliveryEvent], list[Job]]:
         """Commit a batch of outcomes; if that fails, one by one, so one bad outcome cannot hold the rest."""
@@ -1166,8 +1182,11 @@ class DeliveryWorker:
                 logger.exception("could not record the outcome of delivery %s; it will be retried", job.id)
         return events, []
 
-    def _launch(self, jobs: list[Job]) -> None:
-        """Start carrying out claimed jobs."""
+    async def _launch(self, jobs: list[Job]) -> None:
+        """Start carrying out claimed jobs (or give them back when stopping)."""
+        if jobs and self._stopping:
+            await asyncio.to_thread(release, self.core, self.worker_id, [job.id for job in jobs])
+            return
         for job in jobs:
             task = asyncio.create_task(self._carry_out(job), name=f"delivery-{job.id}")
             self._tasks.add(task)
