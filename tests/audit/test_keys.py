@@ -7,6 +7,7 @@ import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, text
@@ -17,6 +18,7 @@ from bot.core import Core
 from bot.crypto import DataCipher, DataKeyError, blob_key_id, load_cipher
 from bot.i18n import Catalogs
 from bot.models import Base
+from tests.audit.conftest import Register
 from tests.support.translators import TagTranslator
 
 NOW = datetime(2026, 8, 1, 12, 0, tzinfo=UTC)
@@ -293,3 +295,31 @@ def test_associated_data_from_a_function(file_core: Core) -> None:
     info = crypto.encrypted(lambda row: b"x", aad_columns=("item_id",))[crypto.INFO_KEY]
     assert info["aad_columns"] == ("item_id",) and callable(info["aad"])
     assert {v[1] for v in _values(file_core).values()} == {f"purpose {i}" for i in range(3)} and ids
+
+
+def test_rotation_covers_the_relay_tables(file_core: Core, register: Register, tmp_path: Path) -> None:
+    """Messages, versions, translations (three-column key) and copies are re-encrypted batch by batch."""
+    from bot import exports
+    from tests.audit import relaydata
+
+    core = file_core
+    la, cn, vn = register("officer", "LA"), register("officer", "CN"), register("officer", "VN")
+    room = relaydata.room(core, "CN-LA-VN-2026-0900", [la, cn, vn], NOW)
+    for i in range(5):
+        relaydata.send(core, room, "CN-LA-VN-2026-0900", la, f"ຂໍ້ຄວາມ {i}", [cn, vn], NOW, i)
+    old = core.cipher.active
+    report = keys.rotate(core, drop_old=True, batch=2, grace=0)
+    assert report.reencrypted.rewritten == {
+        "deliveries.payload_enc": 10,
+        "message_translations.text_enc": 10,
+        "message_versions.body_enc": 5,
+        "messages.body_enc": 5,
+        "rooms.title_enc": 1,
+    }
+    assert report.dropped == [old] and not report.reencrypted.failures
+    use = keys.usage(core)
+    assert set(use.totals()) == {core.cipher.active} and not use.unregistered
+    result = exports.export_bundle(
+        core, None, exports.make_filter(case_tag="CN-LA-VN-2026-0900"), tmp_path / "k.zip"
+    )
+    assert result.rows == 10 and result.unreadable == 0
