@@ -104,3 +104,13 @@ def test_remove_unknown_names_the_installed(tmp_path: Path, kit: Kit) -> None:
     install(tmp_path / "models", kit.argos[("zh", "en")])
     with pytest.raises(InstallError, match="translate-zh_en"):
         remove(tmp_path / "models", "nllb")
+
+
+def test_extracted_argos_package_folder(tmp_path: Path, kit: Kit) -> None:
+    """A package folder copied from another machine's argos-translate/packages installs as well."""
+    with zipfile.ZipFile(kit.argos[("vi", "en")]) as archive:
+        archive.extractall(tmp_path / "copied")
+    folder = next((tmp_path / "copied").iterdir())
+    model = install(tmp_path / "models", folder)
+    assert (model.engine, model.directions) == ("argos", {("vi", "en")})
+    assert folder.exists()  # copied, not moved
