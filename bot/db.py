@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
 
+#: execution option marking a connection used only for reads
+READ_ONLY = "liaison_read_only"
 #: how long a SQLite writer waits for another one before giving up (milliseconds)
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -36,7 +38,11 @@ def _sqlite_setup(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # BEGIN IMMEDIATE: a deferred transaction that reads and then writes can fail with
         # "database is locked" without waiting; taking the write lock first makes writers queue.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only sessions (Database.session) take no lock: WAL lets them read beside a writer.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -62,6 +68,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -76,8 +83,8 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """Yield a session for reads (its implicit transaction is rolled back at the end)."""
-        with self._sessions() as session:
+        """Yield a session for reads (no write lock; its transaction is rolled back at the end)."""
+        with self._readers() as session:
             yield session
 
     def close(self) -> None:
