@@ -134,3 +134,13 @@ async def test_start_refuses_data_it_cannot_decrypt(core: Core) -> None:
     with pytest.raises(DataKeyError, match="cannot be decrypted with this installation's keys"):
         await start_application(app, polling=False)
     await stop_application(app)
+
+
+async def test_retention_purge_is_scheduled_daily(core: Core) -> None:
+    """With LIAISON_RETENTION_DAYS set, the running bot has a daily purge job; without it, none."""
+    async with app_with_files(core) as (_app, _request, _users):
+        assert core.extras["scheduler"].get_job("retention-purge") is None
+    core.settings = core.settings.with_overrides(retention_days=30)
+    async with app_with_files(core) as (_app, _request, _users):
+        job = core.extras["scheduler"].get_job("retention-purge")
+        assert job is not None and job.trigger.interval.total_seconds() == 24 * 3600
