@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot import audit
+from bot.models.meetings import meeting_text_aad
 from bot.core import Core
 from bot.i18n import N_, Texts
 from bot.models import COUNTRY_TIMEZONE, Officer, OfficerStatus, UtcDateTime
@@ -200,7 +201,7 @@ def format_day(day: date, lang: str) -> str:
 # --- encrypted texts ---------------------------------------------------------------------------------
 def text_aad(meeting_id: int, item_id: int | None, lang: str) -> bytes:
     """Return the associated data binding an encrypted text to its meeting, item and language."""
-    return f"liaison:meeting-text:{meeting_id}:{item_id or 0}:{lang}".encode()
+    return meeting_text_aad({"meeting_id": meeting_id, "item_id": item_id, "lang": lang})
 
 
 def store_texts(

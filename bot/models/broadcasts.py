@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.crypto import encrypted
 from bot.models.base import Base
 
 
@@ -39,7 +40,7 @@ class Broadcast(Base):
     priority: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(12), default=BroadcastStatus.DRAFT)
     source_lang: Mapped[str] = mapped_column(String(8))
-    text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    text_enc: Mapped[bytes] = mapped_column(LargeBinary, info=encrypted())
     body_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
@@ -61,7 +62,7 @@ class BroadcastText(Base):
 
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), primary_key=True)
     lang: Mapped[str] = mapped_column(String(8), primary_key=True)
-    text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    text_enc: Mapped[bytes] = mapped_column(LargeBinary, info=encrypted())
     engine: Mapped[str] = mapped_column(String(32))
     translated: Mapped[bool] = mapped_column(Boolean)
     failure: Mapped[str | None] = mapped_column(String(32))

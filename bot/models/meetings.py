@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.crypto import encrypted
 from bot.models.base import Base
 
 
@@ -61,10 +64,12 @@ class Meeting(Base):
     __tablename__ = "meetings"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    title: Mapped[bytes] = mapped_column(LargeBinary)
+    title: Mapped[bytes] = mapped_column(LargeBinary, info=encrypted("liaison:meeting-title"))
     held_on: Mapped[date] = mapped_column(Date)
-    place: Mapped[bytes | None] = mapped_column(LargeBinary)
-    participants: Mapped[bytes | None] = mapped_column(LargeBinary)
+    place: Mapped[bytes | None] = mapped_column(LargeBinary, info=encrypted("liaison:meeting-place"))
+    participants: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=encrypted("liaison:meeting-participants")
+    )
     #: language the title and item texts were written in
     language: Mapped[str] = mapped_column(String(8))
     #: who receives escalations, help requests and the weekly digest
@@ -87,7 +92,7 @@ class ActionItem(Base):
     meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
     #: 1, 2, 3 ... within the meeting
     position: Mapped[int] = mapped_column(Integer)
-    text: Mapped[bytes] = mapped_column(LargeBinary)
+    text: Mapped[bytes] = mapped_column(LargeBinary, info=encrypted("liaison:action-item"))
     due_on: Mapped[date] = mapped_column(Date)
     case_tag: Mapped[str | None] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(16), default=ItemStatus.OPEN)
@@ -100,6 +105,11 @@ class ActionItem(Base):
     escalations: Mapped[int] = mapped_column(Integer, default=0)
 
 
+def meeting_text_aad(row: Mapping[str, Any]) -> bytes:
+    """Return the associated data binding an encrypted text to its meeting, item and language."""
+    return f"liaison:meeting-text:{row['meeting_id']}:{row['item_id'] or 0}:{row['lang']}".encode()
+
+
 class MeetingText(Base):
     """A meeting title (item_id None) or an item text in one language, encrypted."""
 
@@ -110,7 +120,9 @@ class MeetingText(Base):
     meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
     item_id: Mapped[int | None] = mapped_column(ForeignKey("action_items.id"), index=True)
     lang: Mapped[str] = mapped_column(String(8))
-    text: Mapped[bytes] = mapped_column(LargeBinary)
+    text: Mapped[bytes] = mapped_column(
+        LargeBinary, info=encrypted(meeting_text_aad, aad_columns=("meeting_id", "item_id", "lang"))
+    )
     engine: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(96), default="")
     translated: Mapped[bool] = mapped_column(Boolean, default=True)
