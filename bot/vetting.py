@@ -387,6 +387,26 @@ def mark_update(core: Core, update_id: int) -> bool:
     return True
 
 
+def admit(core: Core, update_id: int, telegram_id: int | None) -> tuple[bool, OfficerInfo | None]:
+    """Record an update as handled and look its sender up, in one transaction (the gate's only query).
+
+    Returns (new, officer): `new` is False for a redelivered update; `officer` is the active officer
+    with that Telegram id, or None.
+    """
+    from bot.models import ProcessedUpdate
+
+    with core.db.transaction() as s:
+        if s.get(ProcessedUpdate, update_id) is not None:
+            return False, None
+        s.add(ProcessedUpdate(update_id=update_id, at=core.clock.now()))
+        if telegram_id is None:
+            return True, None
+        row = s.execute(
+            select(Officer).where(Officer.telegram_id == telegram_id, Officer.status == OfficerStatus.ACTIVE)
+        ).scalar_one_or_none()
+        return True, officer_info(row) if row else None
+
+
 def prune_processed_updates(core: Core, older_than: timedelta = timedelta(days=7)) -> int:
     """Forget handled update ids older than a week (Telegram keeps updates 24 hours at most)."""
     from sqlalchemy import delete

@@ -30,14 +30,14 @@ def _is_registration(update: Update) -> bool:
 async def gate(update: Update, context: BotContext) -> None:
     """Let active officers through; strangers (and revoked officers) get one short reply, nothing else."""
     core = context.core
-    if not await context.run(vetting.mark_update, core, update.update_id):
+    user, chat = update.effective_user, update.effective_chat
+    new, officer = await context.run(vetting.admit, core, update.update_id, user.id if user else None)
+    if not new:
         logger.info("update %s was already handled; ignoring the redelivery", update.update_id)
         raise ApplicationHandlerStop
-    user, chat = update.effective_user, update.effective_chat
     if user is None or user.is_bot or (chat is not None and chat.type != Chat.PRIVATE):
         # The bot works in private chats only; group and channel traffic is ignored.
         raise ApplicationHandlerStop
-    officer = await context.run(vetting.active_officer, core, user.id)
     context.officer = officer
     context.texts = core.catalogs.get(officer.language if officer else user.language_code)
     if officer is not None or _is_registration(update):
