@@ -79,7 +79,10 @@ def test_two_schedulers_send_each_reminder_once(mcore: Core, people: People, clo
         other.close()
     ids = [o.message_id for o in first + second]
     assert len(ids) == len(set(ids)), "a message was claimed twice"
-    assert first and second, "both schedulers should have claimed work"
+    if mcore.db.dialect == "postgresql":
+        # SKIP LOCKED lets both work side by side; SQLite serializes writers, so there one thread may
+        # legitimately win every round (the no-duplicate assertions above are what matter there).
+        assert first and second, "both schedulers should have claimed work"
     kinds = Counter(o.kind for o in first + second)
     # per owner: assigned + 7 days + 1 day + due date + 3 days overdue; one escalation per item
     assert kinds["assigned"] == owners and kinds["reminder"] == 4 * owners and kinds["escalation"] == ITEMS
