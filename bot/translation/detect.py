@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -63,21 +64,38 @@ def _is_vietnamese_word(word: str) -> bool:
     return any(mark in _VI_TONES for mark in unicodedata.normalize("NFD", word))
 
 
+_LAO_CHARS = re.compile("[\u0e80-\u0eff]")
+_CJK_CHARS = re.compile("[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\U00020000-\U0003134f\u3040-\u30ff]")
+_BELOW_2000 = re.compile("[\x00-\u1fff]")
+
+
 def script_counts(text: str) -> dict[str, float]:
     """Return weighted letter counts per script ("lo", "zh", "latin") after removing URLs, tags and names."""
+    lo, zh, latin = _script_counts(text)
+    return {"lo": lo, "zh": zh, "latin": latin}
+
+
+@functools.lru_cache(maxsize=512)
+def _script_counts(text: str) -> tuple[float, float, float]:
+    # The relay asks several questions of one message (does it need translating, is it mixed, which
+    # language is it), so the counts are cached; counting is done by C-level regex scans per word.
     text = _NOISE.sub(" ", text)
     lao = cjk = 0
     latin = 0.0
     for word in _WORD.findall(text):
-        letters = [ch for ch in word if ch.isalpha() or unicodedata.category(ch) == "Mn"]
-        lao += sum(1 for ch in letters if _is_lao(ch))
-        cjk += sum(1 for ch in letters if _is_cjk(ch))
-        n_latin = sum(1 for ch in letters if ord(ch) < 0x2000 and not _is_lao(ch))
+        if not word.isalpha():  # letters only (numeric signs such as '²' are word characters too)
+            word = "".join(ch for ch in word if ch.isalpha())
+            if not word:
+                continue
+        n_lao = len(_LAO_CHARS.findall(word))
+        lao += n_lao
+        cjk += len(_CJK_CHARS.findall(word))
+        n_latin = len(_BELOW_2000.findall(word)) - n_lao
         if n_latin:
             # Capitalized words are mostly names (places, people, species) quoted inside Lao or
             # Chinese sentences; they weigh less so the sentence around them decides.
             latin += n_latin * (_NAME_WEIGHT if word[0].isupper() else 1.0)
-    return {"lo": float(lao), "zh": cjk * _CJK_WEIGHT, "latin": latin}
+    return float(lao), cjk * _CJK_WEIGHT, latin
 
 
 def _latin_language(text: str, fallback: str) -> str:
