@@ -36,7 +36,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot import audit
-from bot.models.meetings import meeting_text_aad
 from bot.core import Core
 from bot.i18n import N_, Texts
 from bot.models import COUNTRY_TIMEZONE, Officer, OfficerStatus, UtcDateTime
@@ -49,6 +48,7 @@ from bot.models.meetings import (
     MeetingText,
     MessageStatus,
     OwnerState,
+    meeting_text_aad,
 )
 from bot.outbound import Button, Outbound, OutMessage, SendError
 from bot.translation.base import Translation
@@ -982,52 +982,37 @@ def record_sent(core: Core, out: Outgoing, telegram_message_id: int) -> None:
         )
 
 
+def _close_message(s: Session, out: Outgoing, status: str, reason: str, event: str, now: datetime,
+                   **extra: Any) -> None:
+    """Set a message's final status (one more attempt) and audit it, inside the caller's transaction."""
+    s.execute(
+        update(MeetingMessage)
+        .where(MeetingMessage.id == out.message_id)
+        .values(status=status, error=reason[:200], attempts=MeetingMessage.attempts + 1)
+    )
+    audit.record(
+        s,
+        event,
+        at=now,
+        case_tag=out.case_tag,
+        data={"message_id": out.message_id, "kind": out.kind, "item_id": out.item_id,
+              "officer_id": out.officer_id, **extra},
+    )
+
+
 def record_failed(core: Core, out: Outgoing, reason: str) -> None:
     """Mark a message Telegram refused for good."""
     now = core.clock.now()
     logger.warning("meeting message %s (%s) was refused: %s", out.message_id, out.kind, reason)
     with core.db.transaction() as s:
-        s.execute(
-            update(MeetingMessage)
-            .where(MeetingMessage.id == out.message_id)
-            .values(status=MessageStatus.FAILED, error=reason[:200], attempts=MeetingMessage.attempts + 1)
-        )
-        audit.record(
-            s,
-            "meeting.message.failed",
-            at=now,
-            case_tag=out.case_tag,
-            data={
-                "message_id": out.message_id,
-                "kind": out.kind,
-                "item_id": out.item_id,
-                "officer_id": out.officer_id,
-                "reason": reason[:200],
-            },
-        )
+        _close_message(s, out, MessageStatus.FAILED, reason, "meeting.message.failed", now, reason=reason[:200])
 
 
 def record_blocked(core: Core, out: Outgoing, reason: str) -> None:
     """The recipient blocked the bot: stop reminding them of the item and tell the coordinator."""
     now = core.clock.now()
     with core.db.transaction() as s:
-        s.execute(
-            update(MeetingMessage)
-            .where(MeetingMessage.id == out.message_id)
-            .values(status=MessageStatus.BLOCKED, error=reason[:200], attempts=MeetingMessage.attempts + 1)
-        )
-        audit.record(
-            s,
-            "meeting.message.blocked",
-            at=now,
-            case_tag=out.case_tag,
-            data={
-                "message_id": out.message_id,
-                "kind": out.kind,
-                "item_id": out.item_id,
-                "officer_id": out.officer_id,
-            },
-        )
+        _close_message(s, out, MessageStatus.BLOCKED, reason, "meeting.message.blocked", now)
         if out.owner_id is None or out.kind not in ("reminder", "assigned"):
             return
         s.execute(
