@@ -375,18 +375,6 @@ def active_officer(core: Core, telegram_id: int) -> OfficerInfo | None:
         return officer_info(row) if row else None
 
 
-def mark_update(core: Core, update_id: int) -> bool:
-    """Record an update as handled; return False when it was handled before (a redelivery)."""
-    from bot.models import ProcessedUpdate
-
-    now = core.clock.now()
-    with core.db.transaction() as s:
-        if s.get(ProcessedUpdate, update_id) is not None:
-            return False
-        s.add(ProcessedUpdate(update_id=update_id, at=now))
-    return True
-
-
 def admit(core: Core, update_id: int, telegram_id: int | None) -> tuple[bool, OfficerInfo | None]:
     """Record an update as handled and look its sender up, in one transaction (the gate's only query).
 
