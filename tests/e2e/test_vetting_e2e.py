@@ -31,6 +31,13 @@ async def test_invite_register_refuse_revoke(core: Core, monkeypatch: pytest.Mon
 
     async with running_bot(core) as run:
         emu = run.emulator
+        # the officers' menu is registered once per language, described in that language
+        menus = {lang: emu.commands(None, lang) for lang in ("zh", "lo", "vi", "en")}
+        rooms_help = {lang: next(c["description"] for c in menu if c["command"] == "rooms")
+                      for lang, menu in menus.items()}
+        assert rooms_help == {"zh": "您的案件群组", "lo": "ຫ້ອງຄະດີຂອງທ່ານ", "vi": "Các phòng vụ án của bạn",
+                              "en": "Your case rooms"}
+        assert all("broadcast" not in {c["command"] for c in menu} for menu in menus.values())
         admin = await emu.create_user("Ana", username="ana_admin", language_code="en")
         officer = await emu.create_user("Văn", username="van_customs", language_code="vi")
         stranger = await emu.create_user("Eve", username="eve", language_code="vi")
