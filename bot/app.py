@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -76,11 +77,12 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     from handlers.menu import publish_default_menus
 
     if "core" not in app.bot_data:
-        app.bot_data["core"] = Core.build(app.bot_data["settings"])
+        # Loading keys, catalogs and translation models blocks: keep it off the event loop.
+        app.bot_data["core"] = await asyncio.to_thread(Core.build, app.bot_data["settings"])
         app.bot_data["owns_core"] = True
     core: Core = app.bot_data["core"]
-    check_schema(core)
-    vetting.remember(core, "bot_username", app.bot.username)
+    await asyncio.to_thread(check_schema, core)
+    await asyncio.to_thread(vetting.remember, core, "bot_username", app.bot.username)
     await publish_default_menus(app.bot, core.catalogs)
     scheduler = AsyncIOScheduler(timezone="UTC")
     core.extras["scheduler"] = scheduler
