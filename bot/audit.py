@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring as _json_str  # the C encoder json.dumps uses
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, create_engine, event, select
+from sqlalchemy import Connection, bindparam, create_engine, event, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -98,15 +98,46 @@ class Recorded:
     hash: str
 
 
-def lock_head(session: Session) -> AuditHead:
-    """Lock the chain head for this transaction (row lock on PostgreSQL, write lock on SQLite)."""
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
-        session.flush()
+#: where a session keeps the chain head it locked: (transaction, seq, hash)
+_HEAD_KEY = "liaison.audit.head"
+_EVENTS = AuditEvent.__table__
+_HEAD = AuditHead.__table__
+_SELECT_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_INSERT_EVENT = _EVENTS.insert()
+_MOVE_HEAD = _HEAD.update().where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The end of the chain: the last event's number and hash."""
+
+    seq: int
+    hash: str
+
+
+def _innermost(session: Session) -> Any:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def lock_head(session: Session) -> Head:
+    """Lock the chain head for this transaction (row lock on PostgreSQL, write lock on SQLite).
+
+    The lock lasts until the transaction ends, so later events of the same transaction reuse the head
+    read the first time. The cached head belongs to the innermost transaction (savepoint or not) that
+    appended last: a rollback that undoes an append ends that transaction, so the head is read again.
+    """
+    transaction = _innermost(session)
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        head: Head = cached[1]
+        return head
+    row = session.connection().execute(_SELECT_HEAD).first()
+    if row is None:
+        session.connection().execute(_HEAD.insert().values(id=1, seq=0, hash=GENESIS_HASH))
+        head = Head(0, GENESIS_HASH)
+    else:
+        head = Head(int(row.seq), row.hash)
+    session.info[_HEAD_KEY] = (_innermost(session), head)
     return head
 
 
@@ -119,26 +150,23 @@ def record(
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> Recorded:
-    """Append one event inside the caller's transaction; it commits or rolls back with the action."""
+    """Append one event inside the caller's transaction; it commits or rolls back with the action.
+
+    Written with two plain statements on the session's connection (insert the event, move the head),
+    not through the ORM's unit of work: the relay appends several events per message, and this is its
+    hottest path. (The chain tables have no foreign keys, so nothing the session has pending must be
+    flushed first.)
+    """
     head = lock_head(session)
     at = (at or datetime.now(UTC)).astimezone(UTC)
     payload = canonical_json(data or {})
     seq = head.seq + 1
     digest = chain_hash(head.hash, event_content(seq, at, kind, actor_id, case_tag, payload))
-    session.add(
-        AuditEvent(
-            seq=seq,
-            at=at,
-            kind=kind,
-            actor_id=actor_id,
-            case_tag=case_tag,
-            data=payload,
-            prev_hash=head.hash,
-            hash=digest,
-        )
-    )
-    head.seq, head.hash = seq, digest
-    session.flush()
+    connection = session.connection()
+    connection.execute(_INSERT_EVENT, {"seq": seq, "at": at, "kind": kind, "actor_id": actor_id,
+                                       "case_tag": case_tag, "data": payload, "prev_hash": head.hash, "hash": digest})
+    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+    session.info[_HEAD_KEY] = (_innermost(session), Head(seq, digest))
     return Recorded(seq, digest)
 
 

@@ -286,6 +286,26 @@ def _decode(core: Core, blob: bytes) -> dict[str, Any]:
 
 # --- enqueueing (inside the caller's transaction) ---------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A copy `enqueue_many` stored (its id and what the audit trail lists of it)."""
+
+    id: int
+    kind: str
+    ref_id: int | None
+    recipient_id: int | None
+    chat_id: int
+    lang: str | None
+    body_hash: str | None
+    case_tag: str | None
+    target_id: int | None = None
+
+
+_DELIVERIES = Delivery.__table__
+_CHAT_MESSAGES = ChatMessage.__table__
+_INSERT_DELIVERIES = _DELIVERIES.insert().returning(_DELIVERIES.c.id, sort_by_parameter_order=True)
+
+
 def enqueue_many(
     session: Session,
     core: Core,
@@ -295,8 +315,8 @@ def enqueue_many(
     case_tag: str | None = None,
     not_before: datetime | None = None,
     audit_event: bool = True,
-) -> list[Delivery]:
-    """Store several copies as pending; return the rows (ids set).
+) -> list[Queued]:
+    """Store several copies as pending, in one statement; return them (ids set), in the order given.
 
     One "delivery.queued" audit event lists them all, unless `audit_event` is False: then the caller
     puts `queued_summary(rows)` into its own event of the same transaction.
@@ -305,27 +325,33 @@ def enqueue_many(
         return []
     now = core.clock.now()
     encoded: dict[int, tuple[str, str | None]] = {}
-    rows: list[Delivery] = []
+    params: list[dict[str, Any]] = []
     for item in items:
         key = id(item.payload)
         if key not in encoded:
             parts = _split(item.payload)
             encoded[key] = (_encode(item.payload, parts), hash_body(item.payload.text) if item.payload.text else None)
         doc, text_hash = encoded[key]
-        rows.append(Delivery(
-            kind=item.kind, ref_id=item.ref_id, op="send", recipient_id=item.recipient_id, chat_id=item.chat_id,
-            lang=item.lang, case_tag=item.case_tag or case_tag, payload_enc=core.cipher.encrypt(doc, _PAYLOAD_AAD),
-            body_hash=item.body_hash or text_hash, priority=item.priority, status=PENDING, attempts=0,
-            created_at=now, next_attempt_at=not_before or now,
-        ))
-    session.add_all(rows)
+        params.append({
+            "kind": item.kind, "ref_id": item.ref_id, "op": "send", "target_id": None,
+            "recipient_id": item.recipient_id, "chat_id": item.chat_id, "lang": item.lang,
+            "case_tag": item.case_tag or case_tag, "payload_enc": core.cipher.encrypt(doc, _PAYLOAD_AAD),
+            "body_hash": item.body_hash or text_hash, "priority": item.priority, "status": PENDING,
+            "reason": None, "attempts": 0, "created_at": now, "next_attempt_at": not_before or now,
+            "finished_at": None, "claimed_by": None, "lease_until": None, "telegram_message_id": None,
+        })
+    # A plain insert on the session's connection (no unit of work): the relay queues copies for every
+    # message. Pending ORM objects (e.g. a new recipient) are flushed first, for the foreign keys.
     session.flush()
+    ids = session.connection().execute(_INSERT_DELIVERIES, params).scalars().all()
+    rows = [Queued(i, p["kind"], p["ref_id"], p["recipient_id"], p["chat_id"], p["lang"], p["body_hash"],
+                   p["case_tag"]) for i, p in zip(ids, params, strict=True)]
     if audit_event:
         _audit_queued(session, rows, "send", actor_id, case_tag or rows[0].case_tag, now)
     return rows
 
 
-def queued_summary(rows: Sequence[Delivery]) -> list[list[Any]]:
+def queued_summary(rows: Sequence[Delivery | Queued]) -> list[list[Any]]:
     """Return how the audit trail lists queued copies: [id, recipient, chat, language, text hash, target]."""
     return [[r.id, r.recipient_id, r.chat_id, r.lang, r.body_hash, r.target_id] for r in rows]
 
@@ -333,14 +359,14 @@ def queued_summary(rows: Sequence[Delivery]) -> list[list[Any]]:
 def enqueue(session: Session, core: Core, *, kind: str, chat_id: int, payload: Payload,
             ref_id: int | None = None, recipient_id: int | None = None, lang: str | None = None,
             priority: int = 0, actor_id: int | None = None, case_tag: str | None = None,
-            not_before: datetime | None = None) -> Delivery:
+            not_before: datetime | None = None) -> Queued:
     """Store one copy as pending; see `enqueue_many`."""
     return enqueue_many(session, core, [NewDelivery(kind, chat_id, payload, ref_id, recipient_id, lang, priority,
                                                     case_tag=case_tag)],
                         actor_id=actor_id, case_tag=case_tag, not_before=not_before)[0]
 
 
-def _audit_queued(session: Session, rows: Sequence[Delivery], op: str, actor_id: int | None,
+def _audit_queued(session: Session, rows: Sequence[Delivery | Queued], op: str, actor_id: int | None,
                   case_tag: str | None, now: datetime) -> None:
     """Append one "delivery.queued" event listing the queued rows."""
     first = rows[0]
@@ -532,8 +558,9 @@ def find_message(core: Core, chat_id: int, message_id: int) -> MessageRef | None
 
 def record_origin(session: Session, core: Core, *, chat_id: int, message_id: int, kind: str, ref_id: int) -> None:
     """Remember that an officer's own message in their chat is the original of a record (for replies)."""
-    session.add(ChatMessage(chat_id=chat_id, message_id=message_id, kind=kind, ref_id=ref_id, delivery_id=None,
-                            part=0, part_kind="text", origin=True, at=core.clock.now()))
+    session.connection().execute(_CHAT_MESSAGES.insert(), {
+        "chat_id": chat_id, "message_id": message_id, "kind": kind, "ref_id": ref_id, "delivery_id": None,
+        "part": 0, "part_kind": "text", "origin": True, "at": core.clock.now()})
 
 
 # --- claiming and finishing (run in a worker thread) ------------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, select
 
 from bot import audit, delivery
 from bot.audit import body_hash
@@ -200,20 +200,53 @@ def wait_for_mapping(core: Core, chat_id: int, message_id: int, timeout: float =
         time.sleep(0.05)
 
 
-def _target_room(s: Any, officer: OfficerInfo, incoming: Incoming) -> tuple[Room, Message | None]:
-    """Return the room a message goes to and the message it replies to (if it replies to a relayed one)."""
+# The relay's hot statements, built once (with bind parameters) on the tables themselves: executed on
+# the session's connection they skip the ORM's unit of work and statement caching work per message.
+_ROOMS = Room.__table__
+_MESSAGES = Message.__table__
+_VERSIONS = MessageVersion.__table__
+_TRANSLATIONS = MessageTranslation.__table__
+_MEMBERS = RoomMember.__table__
+_CURRENT = CurrentRoom.__table__
+_OFFICERS = Officer.__table__
+_ROOM_COLUMNS = (_ROOMS.c.id, _ROOMS.c.case_tag, _ROOMS.c.kind, _ROOMS.c.handling, _ROOMS.c.conditions_enc)
+_MESSAGE_COLUMNS = (_MESSAGES.c.id, _MESSAGES.c.room_id, _MESSAGES.c.case_tag, _MESSAGES.c.sender_id, _MESSAGES.c.kind,
+                    _MESSAGES.c.handling, _MESSAGES.c.media_enc, _MESSAGES.c.reply_to_id, _MESSAGES.c.retracted_at)
+_INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
+_INSERT_VERSION = _VERSIONS.insert()
+_INSERT_TRANSLATIONS = _TRANSLATIONS.insert()
+_ALREADY_STORED = select(_MESSAGES.c.id, _MESSAGES.c.case_tag, _MESSAGES.c.handling, _MESSAGES.c.source_lang).where(
+    _MESSAGES.c.sender_chat_id == bindparam("chat_id"), _MESSAGES.c.sender_message_id == bindparam("message_id"))
+_CURRENT_ROOM = (select(*_ROOM_COLUMNS).join(_CURRENT, _CURRENT.c.room_id == _ROOMS.c.id)
+                 .join(_MEMBERS, (_MEMBERS.c.room_id == _ROOMS.c.id) & (_MEMBERS.c.officer_id == _CURRENT.c.officer_id))
+                 .where(_CURRENT.c.officer_id == bindparam("officer_id"), _MEMBERS.c.left_at.is_(None)))
+_ROOM_OF_MESSAGE = (select(*_ROOM_COLUMNS).join(_MESSAGES, _MESSAGES.c.room_id == _ROOMS.c.id)
+                    .where(_MESSAGES.c.id == bindparam("message_id")))
+_RECIPIENTS = (select(_OFFICERS.c.id, _OFFICERS.c.telegram_id, _OFFICERS.c.language)
+               .join(_MEMBERS, _MEMBERS.c.officer_id == _OFFICERS.c.id)
+               .where(_MEMBERS.c.room_id == bindparam("room_id"), _MEMBERS.c.left_at.is_(None),
+                      _OFFICERS.c.status == OfficerStatus.ACTIVE, _OFFICERS.c.role != Role.AUDITOR,
+                      _OFFICERS.c.id != bindparam("sender_id"))
+               .order_by(_OFFICERS.c.id))
+_THIS_VERSION = (_VERSIONS.c.message_id == bindparam("v_message")) & (_VERSIONS.c.version == bindparam("v_version"))
+_VERSION_FOR_UPDATE = select(_VERSIONS.c.relayed, _VERSIONS.c.source_lang).where(_THIS_VERSION).with_for_update()
+_MARK_RELAYED = _VERSIONS.update().where(_THIS_VERSION).values(relayed=True)
+_MESSAGE = select(*_MESSAGE_COLUMNS).where(_MESSAGES.c.id == bindparam("message_id"))
+
+
+def _target_room(s: Any, officer: OfficerInfo, incoming: Incoming) -> tuple[Any, int | None]:
+    """Return the room a message goes to (id, case tag, kind, handling, conditions) and the id of the
+    relayed message it replies to, if it replies to one."""
+    conn = s.connection()
     if incoming.reply_to_message_id is not None:
         ref = delivery.lookup(s, incoming.chat_id, incoming.reply_to_message_id)
         if ref is not None and ref.kind == KIND and ref.ref_id is not None:
-            replied = s.get(Message, ref.ref_id)
-            room = s.get(Room, replied.room_id)
+            room = conn.execute(_ROOM_OF_MESSAGE, {"message_id": ref.ref_id}).one()
             member = s.get(RoomMember, (room.id, officer.id))
             if member is None or member.left_at is not None:
                 raise NotAllowed(LEFT_ROOM, case=room.case_tag)
-            return room, replied
-    room = s.execute(select(Room).join(CurrentRoom, CurrentRoom.room_id == Room.id)
-                     .join(RoomMember, (RoomMember.room_id == Room.id) & (RoomMember.officer_id == officer.id))
-                     .where(CurrentRoom.officer_id == officer.id, RoomMember.left_at.is_(None))).scalar_one_or_none()
+            return room, ref.ref_id
+    room = conn.execute(_CURRENT_ROOM, {"officer_id": officer.id}).one_or_none()
     if room is None:
         raise NotFound(NO_ROOM)
     return room, None
@@ -237,39 +270,39 @@ def post(core: Core, officer: OfficerInfo, incoming: Incoming) -> PostResult:
     if incoming.reply_to_message_id is not None:
         wait_for_mapping(core, incoming.chat_id, incoming.reply_to_message_id)
     now = core.clock.now()
+    # The relay's hottest transaction: plain statements on the session's connection (no unit of work).
     with core.db.transaction() as s:
-        existing = s.execute(select(Message).where(Message.sender_chat_id == incoming.chat_id,
-                                                   Message.sender_message_id == incoming.message_id)
-                             ).scalar_one_or_none()
+        conn = s.connection()
+        existing = conn.execute(_ALREADY_STORED, {"chat_id": incoming.chat_id,
+                                                  "message_id": incoming.message_id}).first()
         if existing is not None:
             return PostResult(existing.id, existing.case_tag, existing.handling, existing.source_lang, 0,
                               duplicate=True)
-        room, replied = _target_room(s, officer, incoming)
+        room, reply_to_id = _target_room(s, officer, incoming)
         handling = _max_code(room.handling, code)
         if code is not None and code != handling:
             notes.append(Note(HANDLING_KEPT, {"case": room.case_tag, "room_code": room.handling}))
         tags = " ".join([room.case_tag, *hashtags(text)])
         media = _media_doc(incoming)
-        msg = Message(room_id=room.id, case_tag=room.case_tag, sender_id=officer.id, kind=incoming.kind,
-                      source_lang=source, body_enc=core.cipher.encrypt(text, _BODY_AAD) if text else None,
-                      body_hash=body_hash(text) if text else None,
-                      media_enc=core.cipher.encrypt(json.dumps(media, ensure_ascii=False), _MEDIA_AAD) if media else None,
-                      file_size=incoming.file_size, tags=tags, handling=handling,
-                      reply_to_id=replied.id if replied else None, sender_chat_id=incoming.chat_id,
-                      sender_message_id=incoming.message_id, version=1, created_at=now)
-        s.add(msg)
-        s.flush()
-        s.execute(insert(MessageVersion), [dict(
-            message_id=msg.id, version=1, body_enc=core.cipher.encrypt(text, _VERSION_AAD) if text else None,
-            body_hash=msg.body_hash, source_lang=source, created_at=now, relayed=False)])
+        digest = body_hash(text) if text else None
+        message_id = conn.execute(_INSERT_MESSAGE, dict(
+            room_id=room.id, case_tag=room.case_tag, sender_id=officer.id, kind=incoming.kind, source_lang=source,
+            body_enc=core.cipher.encrypt(text, _BODY_AAD) if text else None, body_hash=digest,
+            media_enc=core.cipher.encrypt(json.dumps(media, ensure_ascii=False), _MEDIA_AAD) if media else None,
+            file_sha256=None, file_size=incoming.file_size, tags=tags, handling=handling, reply_to_id=reply_to_id,
+            sender_chat_id=incoming.chat_id, sender_message_id=incoming.message_id, version=1, created_at=now,
+            edited_at=None, retracted_at=None)).scalar_one()
+        conn.execute(_INSERT_VERSION, dict(
+            message_id=message_id, version=1, body_enc=core.cipher.encrypt(text, _VERSION_AAD) if text else None,
+            body_hash=digest, source_lang=source, created_at=now, relayed=False))
         delivery.record_origin(s, core, chat_id=incoming.chat_id, message_id=incoming.message_id, kind=KIND,
-                               ref_id=msg.id)
+                               ref_id=message_id)
         audit.record(s, "message.sent", actor_id=officer.id, case_tag=room.case_tag, at=now, data={
-            "message": msg.id, "room": room.id, "kind": incoming.kind, "lang": source, "hash": msg.body_hash,
-            "handling": handling, "tags": tags, "reply_to": msg.reply_to_id,
+            "message": message_id, "room": room.id, "kind": incoming.kind, "lang": source, "hash": digest,
+            "handling": handling, "tags": tags, "reply_to": reply_to_id,
             "file_unique_id": incoming.file_unique_id})
-        message_id, case_tag = msg.id, room.case_tag
-        langs = {o.language for o in _recipients(s, msg)}
+        case_tag = room.case_tag
+        langs = {o.language for o in _recipients(s, room.id, officer.id)}
         where = _Where(SenderView(officer.display_name, officer.agency_name, officer.flag), room.case_tag,
                        room.kind == "dm", room.conditions_enc)
     recipients = fan_out(core, message_id, 1, known=(text, source, langs), where=where)
@@ -303,14 +336,10 @@ class _Recipient:
     language: str
 
 
-def _recipients(s: Any, msg: Message) -> list[_Recipient]:
+def _recipients(s: Any, room_id: int, sender_id: int) -> list[_Recipient]:
     """Return the room's active members other than the sender (auditors never receive copies)."""
-    rows = s.execute(select(Officer.id, Officer.telegram_id, Officer.language)
-                     .join(RoomMember, RoomMember.officer_id == Officer.id)
-                     .where(RoomMember.room_id == msg.room_id, RoomMember.left_at.is_(None),
-                            Officer.status == OfficerStatus.ACTIVE, Officer.role != Role.AUDITOR,
-                            Officer.id != msg.sender_id).order_by(Officer.id))
-    return [_Recipient(*row) for row in rows]
+    return [_Recipient(*row) for row in s.connection().execute(_RECIPIENTS, {"room_id": room_id,
+                                                                            "sender_id": sender_id})]
 
 
 def _copies(s: Any, message_id: int) -> list[Delivery]:
@@ -353,7 +382,7 @@ def _version_to_relay(core: Core, message_id: int, version: int) -> tuple[str, s
             return "", "", None
         text = core.cipher.decrypt_opt(ver.body_enc, _VERSION_AAD) or ""
         if version == 1:
-            return text, ver.source_lang, {o.language for o in _recipients(s, msg)}
+            return text, ver.source_lang, {o.language for o in _recipients(s, msg.room_id, msg.sender_id)}
         return text, ver.source_lang, {d.lang or "en" for d in _copies(s, message_id)}
 
 
@@ -373,7 +402,7 @@ class _Where:
         return room_conditions(core, Room(conditions_enc=self.conditions_enc), lang)
 
 
-def _where(core: Core, s: Any, msg: Message) -> _Where:
+def _where(core: Core, s: Any, msg: Any) -> _Where:
     """Read a message's room and sender (when fan-out runs apart from posting: edits, recovery)."""
     room = s.get(Room, msg.room_id)
     sender = officer_info(s.get(Officer, msg.sender_id))
@@ -386,19 +415,18 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
     """Store translations and queue copies in one transaction; None when a language is missing."""
     now = core.clock.now()
     with core.db.transaction() as s:
-        ver = s.execute(select(MessageVersion).where(MessageVersion.message_id == message_id,
-                                                     MessageVersion.version == version).with_for_update()
-                        ).scalar_one()
+        conn = s.connection()  # plain statements where the relay is hot (see `post`)
+        this_version = {"v_message": message_id, "v_version": version}
+        ver = conn.execute(_VERSION_FOR_UPDATE, this_version).one()
         if ver.relayed:
             return 0
-        msg = s.get(Message, message_id)
-        assert msg is not None
+        msg = conn.execute(_MESSAGE, {"message_id": message_id}).one()
         if where is None:
             where = _where(core, s, msg)
         if msg.retracted_at is not None:
-            ver.relayed = True
+            conn.execute(_MARK_RELAYED, this_version)
             return 0
-        recipients = _recipients(s, msg) if version == 1 else []
+        recipients = _recipients(s, msg.room_id, msg.sender_id) if version == 1 else []
         copies = _copies(s, message_id) if version > 1 else []
         langs = {o.language for o in recipients} | {d.lang or "en" for d in copies}
         if text and langs - set(translations):
@@ -409,7 +437,7 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
                        engine=tr.engine, model=tr.model, translated=tr.translated, failure=tr.failure, created_at=now)
                   for lang in sorted(langs) if (tr := translations.get(lang)) is not None]
         if stored:
-            s.execute(insert(MessageTranslation), stored)
+            conn.execute(_INSERT_TRANSLATIONS, stored)
         for lang in sorted(langs):
             tr = translations.get(lang)
             body = CopyText(tr.text if tr else None, text or None, ver.source_lang, lang,
@@ -436,7 +464,7 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
                 if delivery.enqueue_edit(s, core, copy.id, delivery.Payload(text=html_by_lang[lang]),
                                          actor_id=msg.sender_id) is not None:
                     count += 1
-        ver.relayed = True
+        conn.execute(_MARK_RELAYED, this_version)
         # One event: the translations made and, for a new message, the copies queued (as "delivery.queued" lists).
         audit.record(s, "message.translated", actor_id=msg.sender_id, case_tag=where.case_tag, at=now, data={
             "message": msg.id, "version": version, "source": ver.source_lang, "copies": count,
@@ -453,7 +481,7 @@ def _hash_of(tr: Translation | None) -> str | None:
     return body_hash(tr.text) if tr is not None else None
 
 
-def _payload(msg: Message, media: dict[str, Any], html_text: str) -> delivery.Payload:
+def _payload(msg: Any, media: dict[str, Any], html_text: str) -> delivery.Payload:
     """Return what each recipient is sent: the rendered text with the message's media."""
     protect = HANDLING_CODES.index(msg.handling) >= HANDLING_CODES.index(PROTECT_FROM)
     reply_ref = (KIND, msg.reply_to_id) if msg.reply_to_id else None
