@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot import audit
@@ -492,16 +492,18 @@ def _event_kind(op: str, status: str) -> str:
     return f"delivery.{status}" if op == "send" else f"delivery.{op}.{status}"
 
 
-def _set_final(session: Session, row: Delivery, status: str, reason: str | None, actor_id: int | None,
+def _set_final(session: Session, row: Delivery | Claimed, status: str, reason: str | None, actor_id: int | None,
                now: datetime) -> None:
     """Give a delivery its final status and audit it."""
     row.status, row.reason, row.finished_at = status, reason, now
     row.claimed_by = row.lease_until = None
+    if isinstance(row, Claimed):
+        row.write_back(session)
     audit.record(session, _event_kind(row.op, status), actor_id=actor_id, case_tag=row.case_tag, at=now,
                  data=_event_data(row))
 
 
-def _event_data(row: Delivery, **extra: Any) -> dict[str, Any]:
+def _event_data(row: Delivery | Claimed, **extra: Any) -> dict[str, Any]:
     """Return the audit data of a delivery event (the text only by its hash)."""
     data = {"delivery": row.id, "kind": row.kind, "ref": row.ref_id, "op": row.op, "to": row.recipient_id,
             "chat": row.chat_id, "lang": row.lang, "hash": row.body_hash, "attempt": row.attempts,
@@ -605,6 +607,75 @@ def worker_identity() -> str:
     return f"{socket.gethostname()[:48]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
+@dataclass(slots=True)
+class Claimed:
+    """A deliveries row read with a plain statement (the worker's hot path, no unit of work).
+
+    The session does not track it: after changing its status fields, `write_back` stores them.
+    """
+
+    id: int
+    kind: str
+    ref_id: int | None
+    op: str
+    target_id: int | None
+    recipient_id: int | None
+    chat_id: int
+    lang: str | None
+    case_tag: str | None
+    payload_enc: bytes
+    body_hash: str | None
+    priority: int
+    status: str
+    reason: str | None
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    finished_at: datetime | None
+    claimed_by: str | None
+    lease_until: datetime | None
+    telegram_message_id: int | None
+
+    def write_back(self, session: Session) -> None:
+        """Store the fields a claim or an outcome changes."""
+        session.connection().execute(_WRITE_BACK, {f"b_{name}": getattr(self, name) for name in _CHANGING})
+
+
+_COLUMNS = tuple(c.name for c in _DELIVERIES.c)
+assert set(_COLUMNS) == set(Claimed.__dataclass_fields__), "Claimed must mirror the deliveries table"
+_CHANGING = ("id", "status", "reason", "attempts", "next_attempt_at", "finished_at", "claimed_by", "lease_until",
+             "telegram_message_id")
+_WRITE_BACK = _DELIVERIES.update().where(_DELIVERIES.c.id == bindparam("b_id")).values(
+    {name: bindparam(f"b_{name}") for name in _CHANGING if name != "id"})
+_SELECT_CLAIMED = select(*_DELIVERIES.c).where(_DELIVERIES.c.id.in_(bindparam("ids", expanding=True)))
+_SELECT_CLAIMED_LOCKED = _SELECT_CLAIMED.with_for_update()
+
+
+def _due_query(locking: bool) -> Any:
+    """Return the claim query: each chat's oldest open delivery (its head) when due, best first."""
+    d, officers = _DELIVERIES, Officer.__table__
+    now = bindparam("now", type_=d.c.next_attempt_at.type)
+    heads = select(func.min(d.c.id)).where(d.c.status.in_((PENDING, SENDING))).group_by(d.c.chat_id)
+    query = (select(*d.c, officers.c.status.label("officer_status"))
+             .outerjoin(officers, officers.c.id == d.c.recipient_id)
+             .where(d.c.id.in_(heads),
+                    or_(and_(d.c.status == PENDING, d.c.next_attempt_at <= now),
+                        and_(d.c.status == SENDING, d.c.lease_until < now)),
+                    d.c.chat_id.not_in(bindparam("excluded", expanding=True)))
+             .order_by(d.c.priority.desc(), d.c.id).limit(bindparam("limit")))
+    # PostgreSQL: two workers never claim the same row (SQLite serializes writers anyway).
+    return query.with_for_update(skip_locked=True, of=d) if locking else query
+
+
+_DUE = _due_query(locking=False)
+_DUE_LOCKED = _due_query(locking=True)
+
+
+def _claimed(row: Any) -> Claimed:
+    mapping = row._mapping
+    return Claimed(**{name: mapping[name] for name in _COLUMNS})
+
+
 def claim(core: Core, worker_id: str, limit: int, exclude_chats: Iterable[int] = (),
           now: datetime | None = None) -> list[Job]:
     """Take up to `limit` due deliveries (oldest per chat first, none of a chat with one in flight)."""
@@ -615,24 +686,15 @@ def claim(core: Core, worker_id: str, limit: int, exclude_chats: Iterable[int] =
 def _claim(s: Session, core: Core, worker_id: str, limit: int, exclude_chats: Iterable[int],
            now: datetime) -> list[Job]:
     """Claim inside the caller's transaction (see `claim`)."""
-    excluded = list(exclude_chats)
     jobs: list[Job] = []
     if limit <= 0:
         return jobs
-    # Each chat's oldest open delivery is its head; only heads may go (first in, first out per chat).
-    heads = select(func.min(Delivery.id)).where(Delivery.status.in_((PENDING, SENDING))).group_by(Delivery.chat_id)
-    query = select(Delivery, Officer.status).outerjoin(Officer, Officer.id == Delivery.recipient_id).where(
-        Delivery.id.in_(heads),
-        or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
-            and_(Delivery.status == SENDING, Delivery.lease_until < now)),
-    )
-    if excluded:
-        query = query.where(Delivery.chat_id.not_in(excluded))
-    query = query.order_by(Delivery.priority.desc(), Delivery.id).limit(limit)
-    if s.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=Delivery)
-    for row, officer_status in s.execute(query).all():
-        if officer_status is not None and officer_status != OfficerStatus.ACTIVE:
+    postgres = s.get_bind().dialect.name == "postgresql"
+    rows = s.connection().execute(_DUE_LOCKED if postgres else _DUE,
+                                  {"now": now, "excluded": list(exclude_chats), "limit": limit}).all()
+    for found in rows:
+        row = _claimed(found)
+        if found.officer_status is not None and found.officer_status != OfficerStatus.ACTIVE:
             _set_final(s, row, CANCELLED, "recipient revoked", None, now)
             continue
         job = _prepare(s, core, row)
@@ -640,12 +702,13 @@ def _claim(s: Session, core: Core, worker_id: str, limit: int, exclude_chats: It
             continue
         row.status, row.claimed_by, row.lease_until = SENDING, worker_id, now + LEASE
         row.attempts += 1
+        row.write_back(s)
         job.attempts = row.attempts
         jobs.append(job)
     return jobs
 
 
-def _prepare(s: Session, core: Core, row: Delivery) -> Job | None:
+def _prepare(s: Session, core: Core, row: Claimed) -> Job | None:
     """Turn a claimed row into a job: decrypted payload, reply target, the parts to edit or delete."""
     doc = _decode(core, row.payload_enc)
     job = Job(row.id, row.kind, row.ref_id, row.op, row.chat_id, row.recipient_id, row.lang, row.attempts, doc,
@@ -693,10 +756,9 @@ def finish_and_claim(core: Core, worker_id: str, results: Sequence[tuple[Job, Ou
     now = core.clock.now()
     events: list[DeliveryEvent] = []
     with core.db.transaction() as s:
-        query = select(Delivery).where(Delivery.id.in_([job.id for job, _o in results]))
-        if s.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
-        rows = {row.id: row for row in s.execute(query).scalars()}
+        query = _SELECT_CLAIMED_LOCKED if s.get_bind().dialect.name == "postgresql" else _SELECT_CLAIMED
+        rows = {row.id: row for row in map(_claimed, s.connection().execute(
+            query, {"ids": [job.id for job, _o in results]}))}
         for job, outcome in results:
             row = rows.get(job.id)
             if row is None or row.status != SENDING or row.claimed_by != worker_id:
@@ -709,14 +771,15 @@ def finish_and_claim(core: Core, worker_id: str, results: Sequence[tuple[Job, Ou
     return events, jobs
 
 
-def _record_outcome(s: Session, row: Delivery, job: Job, outcome: Outcome, now: datetime) -> DeliveryEvent:
+def _record_outcome(s: Session, row: Claimed, job: Job, outcome: Outcome, now: datetime) -> DeliveryEvent:
     """Apply one outcome to its claimed row: map new Telegram messages, set the status, audit it."""
     if outcome.sent:
         if job.op == "send":
             start = len(job.done_parts)
-            for offset, (message_id, part_kind) in enumerate(outcome.sent):
-                s.add(ChatMessage(chat_id=job.chat_id, message_id=message_id, kind=job.kind, ref_id=job.ref_id,
-                                  delivery_id=job.id, part=start + offset, part_kind=part_kind, at=now))
+            s.connection().execute(_CHAT_MESSAGES.insert(), [
+                {"chat_id": job.chat_id, "message_id": message_id, "kind": job.kind, "ref_id": job.ref_id,
+                 "delivery_id": job.id, "part": start + offset, "part_kind": part_kind, "origin": False, "at": now}
+                for offset, (message_id, part_kind) in enumerate(outcome.sent)])
             if row.telegram_message_id is None:
                 row.telegram_message_id = outcome.sent[0][0]
         else:
@@ -736,6 +799,7 @@ def _record_outcome(s: Session, row: Delivery, job: Job, outcome: Outcome, now: 
         retry_at = now + timedelta(seconds=backoff_seconds(row.attempts, outcome.retry_after))
         row.status, row.reason, row.next_attempt_at = PENDING, reason, retry_at
         row.claimed_by = row.lease_until = None
+        row.write_back(s)
         audit.record(s, _event_kind(row.op, "retry"), case_tag=row.case_tag, at=now,
                      data=_event_data(row, retry_at=retry_at, retry_after=outcome.retry_after))
     else:

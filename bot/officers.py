@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_
-from bot.models import COUNTRY_FLAG, COUNTRY_TIMEZONE, Officer, OfficerStatus, Role
+from bot.models import COUNTRY_FLAG, COUNTRY_TIMEZONE, Agency, Officer, OfficerStatus, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,28 @@ def officer_info(officer: Officer) -> OfficerInfo:
         timezone=officer.timezone or COUNTRY_TIMEZONE.get(officer.country or "", "UTC"),
         active=officer.status == OfficerStatus.ACTIVE,
     )
+
+
+_OFFICERS = Officer.__table__
+_AGENCIES = Agency.__table__
+#: the gate's lookup for every update, built once: the active officer with a Telegram id, and their agency
+_ACTIVE_INFO = (
+    select(_OFFICERS.c.id, _OFFICERS.c.telegram_id, _OFFICERS.c.username, _OFFICERS.c.display_name, _OFFICERS.c.role,
+           _OFFICERS.c.country, _OFFICERS.c.agency_id, _AGENCIES.c.name, _OFFICERS.c.language, _OFFICERS.c.timezone)
+    .outerjoin(_AGENCIES, _AGENCIES.c.id == _OFFICERS.c.agency_id)
+    .where(_OFFICERS.c.telegram_id == bindparam("telegram_id"), _OFFICERS.c.status == OfficerStatus.ACTIVE)
+)
+
+
+def active_info_by_telegram_id(connection: Connection, telegram_id: int) -> OfficerInfo | None:
+    """Return a snapshot of the active officer with this Telegram id, or None (one plain statement)."""
+    row = connection.execute(_ACTIVE_INFO, {"telegram_id": telegram_id}).first()
+    if row is None:
+        return None
+    (officer_id, tg_id, username, display_name, role, country, agency_id, agency_name, language, timezone) = row
+    return OfficerInfo(id=officer_id, telegram_id=tg_id, username=username, display_name=display_name, role=role,
+                       country=country, agency_id=agency_id, agency_name=agency_name, language=language,
+                       timezone=timezone or COUNTRY_TIMEZONE.get(country or "", "UTC"), active=True)
 
 
 def active_by_telegram_id(session: Session, telegram_id: int) -> Officer | None:

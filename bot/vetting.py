@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot import audit
@@ -25,9 +25,10 @@ from bot.models import (
     KeyValue,
     Officer,
     OfficerStatus,
+    ProcessedUpdate,
     Role,
 )
-from bot.officers import OfficerInfo, find_officer, officer_info, require_role
+from bot.officers import OfficerInfo, active_info_by_telegram_id, find_officer, officer_info, require_role
 from bot.translation.base import LANGUAGES
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ MAX_INVITE_LIFETIME = timedelta(days=30)
 DEFAULT_INVITE_LIFETIME = timedelta(hours=72)
 _CODE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _DURATION_RE = re.compile(r"^\s*(\d{1,4})\s*([mhdw])\s*$", re.IGNORECASE)
+_UPDATES = ProcessedUpdate.__table__
+_SEEN_UPDATE = select(_UPDATES.c.update_id).where(_UPDATES.c.update_id == bindparam("update_id"))
+_INSERT_UPDATE = _UPDATES.insert()
 
 
 class InvalidCode(LiaisonError):
@@ -381,25 +385,19 @@ def admit(core: Core, update_id: int, telegram_id: int | None) -> tuple[bool, Of
     Returns (new, officer): `new` is False for a redelivered update; `officer` is the active officer
     with that Telegram id, or None.
     """
-    from bot.models import ProcessedUpdate
-
     with core.db.transaction() as s:
-        if s.get(ProcessedUpdate, update_id) is not None:
+        conn = s.connection()  # every update passes here: two or three prebuilt plain statements
+        if conn.execute(_SEEN_UPDATE, {"update_id": update_id}).first() is not None:
             return False, None
-        s.add(ProcessedUpdate(update_id=update_id, at=core.clock.now()))
+        conn.execute(_INSERT_UPDATE, {"update_id": update_id, "at": core.clock.now()})
         if telegram_id is None:
             return True, None
-        row = s.execute(
-            select(Officer).where(Officer.telegram_id == telegram_id, Officer.status == OfficerStatus.ACTIVE)
-        ).scalar_one_or_none()
-        return True, officer_info(row) if row else None
+        return True, active_info_by_telegram_id(conn, telegram_id)
 
 
 def prune_processed_updates(core: Core, older_than: timedelta = timedelta(days=7)) -> int:
     """Forget handled update ids older than a week (Telegram keeps updates 24 hours at most)."""
     from sqlalchemy import delete
-
-    from bot.models import ProcessedUpdate
 
     with core.db.transaction() as s:
         result = s.execute(delete(ProcessedUpdate).where(ProcessedUpdate.at < core.clock.now() - older_than))
