@@ -247,6 +247,28 @@ def test_record_rolls_back_with_the_action(core: Core) -> None:
     assert audit.verify_chain(core.db).ok
 
 
+def test_appends_in_one_transaction_and_a_rolled_back_savepoint(core: Core) -> None:
+    """The head read once per transaction is not trusted past a savepoint rollback that undid appends."""
+    with core.db.transaction() as s:
+        audit.record(s, "t.one")
+        audit.record(s, "t.two")  # reuses the head the first append locked
+        with pytest.raises(RuntimeError), s.begin_nested():
+            audit.record(s, "t.undone")
+            audit.record(s, "t.undone")
+            raise RuntimeError("inner step failed")
+        third = audit.record(s, "t.three")
+        with s.begin_nested():
+            audit.record(s, "t.kept")
+        fifth = audit.record(s, "t.five")
+    assert (third.seq, fifth.seq) == (3, 5)
+    assert [(e.seq, e.kind) for e in _events(core)] == [(1, "t.one"), (2, "t.two"), (3, "t.three"),
+                                                        (4, "t.kept"), (5, "t.five")]
+    assert audit.verify_chain(core.db).ok
+    with core.db.transaction() as s:  # a new transaction reads the committed head again
+        assert audit.record(s, "t.six").seq == 6
+    assert audit.chain_head(core.db).seq == 6 and audit.verify_chain(core.db).ok
+
+
 def test_two_threads_append_without_fork_or_gap(core: Core) -> None:
     """Concurrent appends from two threads (SQLite: serialized writers; PostgreSQL: head row lock)."""
     errors: list[BaseException] = []

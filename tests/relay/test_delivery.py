@@ -237,6 +237,21 @@ async def test_reply_ref_resolves_to_the_copy_in_each_chat(core: Core) -> None:
     assert [m.reply_to for chat in (1, 2, 3) for m in out.to(chat, "send") if m.text == "reply"] == [500, 500, 42]
 
 
+def test_enqueue_many_returns_the_copies_in_the_order_given(core: Core) -> None:
+    """One INSERT ... RETURNING stores all copies; each returned id is the row of the item at its place."""
+    chats = [907, 901, 905, 903, 909, 902]
+    with core.db.transaction() as s:
+        queued = delivery.enqueue_many(s, core, [
+            delivery.NewDelivery("notice", chat, delivery.Payload(text=f"to {chat}"), ref_id=chat, lang="vi")
+            for chat in chats], case_tag="CN-VN-2026-0042")
+    assert [q.chat_id for q in queued] == chats
+    rows = _rows(core)
+    for q in queued:
+        row = rows[q.id]
+        assert (row.chat_id, row.ref_id, row.status, row.case_tag) == (q.chat_id, q.chat_id, "pending", "CN-VN-2026-0042")
+        assert delivery._decode(core, row.payload_enc)["parts"] == [f"to {q.chat_id}"]
+
+
 def test_a_429_pauses_its_chat_and_only_repeated_ones_pause_everyone() -> None:
     """One chat refused: only that chat waits; two chats refused within a second: the overall limit waits."""
     now = [100.0]
