@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,6 +141,17 @@ def lock_head(session: Session) -> Head:
     return head
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event to append with `record_many`."""
+
+    kind: str
+    actor_id: int | None = None
+    case_tag: str | None = None
+    data: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
 def record(
     session: Session,
     kind: str,
@@ -150,24 +161,37 @@ def record(
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> Recorded:
-    """Append one event inside the caller's transaction; it commits or rolls back with the action.
+    """Append one event inside the caller's transaction; it commits or rolls back with the action."""
+    return record_many(session, [Event(kind, actor_id, case_tag, data, at)])[0]
 
-    Written with two plain statements on the session's connection (insert the event, move the head),
-    not through the ORM's unit of work: the relay appends several events per message, and this is its
-    hottest path. (The chain tables have no foreign keys, so nothing the session has pending must be
-    flushed first.)
+
+def record_many(session: Session, events: Sequence[Event]) -> list[Recorded]:
+    """Append events, in order, inside the caller's transaction (one insert and one head update).
+
+    Written with plain statements on the session's connection, not through the ORM's unit of work:
+    the relay appends several events per message, and this is its hottest path. (The chain tables
+    have no foreign keys, so nothing the session has pending must be flushed first.)
     """
+    if not events:
+        return []
     head = lock_head(session)
-    at = (at or datetime.now(UTC)).astimezone(UTC)
-    payload = canonical_json(data or {})
-    seq = head.seq + 1
-    digest = chain_hash(head.hash, event_content(seq, at, kind, actor_id, case_tag, payload))
+    seq, prev = head.seq, head.hash
+    rows: list[dict[str, Any]] = []
+    recorded: list[Recorded] = []
+    for event in events:
+        at = (event.at or datetime.now(UTC)).astimezone(UTC)
+        payload = canonical_json(event.data or {})
+        seq += 1
+        digest = chain_hash(prev, event_content(seq, at, event.kind, event.actor_id, event.case_tag, payload))
+        rows.append({"seq": seq, "at": at, "kind": event.kind, "actor_id": event.actor_id,
+                     "case_tag": event.case_tag, "data": payload, "prev_hash": prev, "hash": digest})
+        recorded.append(Recorded(seq, digest))
+        prev = digest
     connection = session.connection()
-    connection.execute(_INSERT_EVENT, {"seq": seq, "at": at, "kind": kind, "actor_id": actor_id,
-                                       "case_tag": case_tag, "data": payload, "prev_hash": head.hash, "hash": digest})
-    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
-    session.info[_HEAD_KEY] = (_innermost(session), Head(seq, digest))
-    return Recorded(seq, digest)
+    connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
+    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    session.info[_HEAD_KEY] = (_innermost(session), Head(seq, prev))
+    return recorded
 
 
 # ---------------------------------------------------------------------------------------------------

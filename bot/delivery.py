@@ -493,14 +493,18 @@ def _event_kind(op: str, status: str) -> str:
 
 
 def _set_final(session: Session, row: Delivery | Claimed, status: str, reason: str | None, actor_id: int | None,
-               now: datetime) -> None:
-    """Give a delivery its final status and audit it."""
+               now: datetime, writes: _Writes | None = None) -> None:
+    """Give a delivery its final status and audit it (with `writes`: gathered there, stored later)."""
     row.status, row.reason, row.finished_at = status, reason, now
     row.claimed_by = row.lease_until = None
+    event = audit.Event(_event_kind(row.op, status), actor_id, row.case_tag, _event_data(row), now)
+    if writes is not None and isinstance(row, Claimed):
+        writes.rows.append(row.changes())
+        writes.events.append(event)
+        return
     if isinstance(row, Claimed):
         row.write_back(session)
-    audit.record(session, _event_kind(row.op, status), actor_id=actor_id, case_tag=row.case_tag, at=now,
-                 data=_event_data(row))
+    audit.record_many(session, [event])
 
 
 def _event_data(row: Delivery | Claimed, **extra: Any) -> dict[str, Any]:
@@ -636,9 +640,30 @@ class Claimed:
     lease_until: datetime | None
     telegram_message_id: int | None
 
+    def changes(self) -> dict[str, Any]:
+        """Return the parameters of `_WRITE_BACK`: the fields a claim or an outcome changes."""
+        return {f"b_{name}": getattr(self, name) for name in _CHANGING}
+
     def write_back(self, session: Session) -> None:
         """Store the fields a claim or an outcome changes."""
-        session.connection().execute(_WRITE_BACK, {f"b_{name}": getattr(self, name) for name in _CHANGING})
+        session.connection().execute(_WRITE_BACK, self.changes())
+
+
+@dataclass
+class _Writes:
+    """What one worker transaction writes, gathered so that each kind goes out in one statement."""
+
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    events: list[audit.Event] = field(default_factory=list)
+
+    def store(self, session: Session) -> None:
+        """Insert the sent parts, write the rows back, append the audit events (in that order)."""
+        connection = session.connection()
+        for statement, params in ((_CHAT_MESSAGES.insert(), self.parts), (_WRITE_BACK, self.rows)):
+            if params:
+                connection.execute(statement, params[0] if len(params) == 1 else params)
+        audit.record_many(session, self.events)
 
 
 _COLUMNS = tuple(c.name for c in _DELIVERIES.c)
@@ -692,6 +717,7 @@ def _claim(s: Session, core: Core, worker_id: str, limit: int, exclude_chats: It
     postgres = s.get_bind().dialect.name == "postgresql"
     rows = s.connection().execute(_DUE_LOCKED if postgres else _DUE,
                                   {"now": now, "excluded": list(exclude_chats), "limit": limit}).all()
+    claims: list[dict[str, Any]] = []
     for found in rows:
         row = _claimed(found)
         if found.officer_status is not None and found.officer_status != OfficerStatus.ACTIVE:
@@ -702,9 +728,11 @@ def _claim(s: Session, core: Core, worker_id: str, limit: int, exclude_chats: It
             continue
         row.status, row.claimed_by, row.lease_until = SENDING, worker_id, now + LEASE
         row.attempts += 1
-        row.write_back(s)
+        claims.append(row.changes())
         job.attempts = row.attempts
         jobs.append(job)
+    if claims:
+        s.connection().execute(_WRITE_BACK, claims[0] if len(claims) == 1 else claims)
     return jobs
 
 
@@ -755,6 +783,7 @@ def finish_and_claim(core: Core, worker_id: str, results: Sequence[tuple[Job, Ou
     """Record outcomes and, in the same transaction, claim up to `claim_limit` next due deliveries."""
     now = core.clock.now()
     events: list[DeliveryEvent] = []
+    writes = _Writes()
     with core.db.transaction() as s:
         query = _SELECT_CLAIMED_LOCKED if s.get_bind().dialect.name == "postgresql" else _SELECT_CLAIMED
         rows = {row.id: row for row in map(_claimed, s.connection().execute(
@@ -764,22 +793,26 @@ def finish_and_claim(core: Core, worker_id: str, results: Sequence[tuple[Job, Ou
             if row is None or row.status != SENDING or row.claimed_by != worker_id:
                 logger.warning("delivery %s was taken over before it finished; not recording twice", job.id)
                 continue
-            event = _record_outcome(s, row, job, outcome, now)
-            events.append(event)
+            events.append(_record_outcome(s, row, job, outcome, now, writes))
+        writes.store(s)
         s.flush()
         jobs = _claim(s, core, worker_id, claim_limit, exclude_chats, now)
     return events, jobs
 
 
-def _record_outcome(s: Session, row: Claimed, job: Job, outcome: Outcome, now: datetime) -> DeliveryEvent:
-    """Apply one outcome to its claimed row: map new Telegram messages, set the status, audit it."""
+def _record_outcome(s: Session, row: Claimed, job: Job, outcome: Outcome, now: datetime,
+                    writes: _Writes) -> DeliveryEvent:
+    """Apply one outcome to its claimed row: map new Telegram messages, set the status, audit it.
+
+    The new parts, the row's status and the audit event are gathered in `writes` (stored together).
+    """
     if outcome.sent:
         if job.op == "send":
             start = len(job.done_parts)
-            s.connection().execute(_CHAT_MESSAGES.insert(), [
+            writes.parts.extend(
                 {"chat_id": job.chat_id, "message_id": message_id, "kind": job.kind, "ref_id": job.ref_id,
                  "delivery_id": job.id, "part": start + offset, "part_kind": part_kind, "origin": False, "at": now}
-                for offset, (message_id, part_kind) in enumerate(outcome.sent)])
+                for offset, (message_id, part_kind) in enumerate(outcome.sent))
             if row.telegram_message_id is None:
                 row.telegram_message_id = outcome.sent[0][0]
         else:
@@ -799,11 +832,11 @@ def _record_outcome(s: Session, row: Claimed, job: Job, outcome: Outcome, now: d
         retry_at = now + timedelta(seconds=backoff_seconds(row.attempts, outcome.retry_after))
         row.status, row.reason, row.next_attempt_at = PENDING, reason, retry_at
         row.claimed_by = row.lease_until = None
-        row.write_back(s)
-        audit.record(s, _event_kind(row.op, "retry"), case_tag=row.case_tag, at=now,
-                     data=_event_data(row, retry_at=retry_at, retry_after=outcome.retry_after))
+        writes.rows.append(row.changes())
+        writes.events.append(audit.Event(_event_kind(row.op, "retry"), None, row.case_tag,
+                                         _event_data(row, retry_at=retry_at, retry_after=outcome.retry_after), now))
     else:
-        _set_final(s, row, status, reason, None, now)
+        _set_final(s, row, status, reason, None, now, writes)
     return DeliveryEvent(row.id, row.kind, row.ref_id, row.op, row.status, row.reason, row.recipient_id,
                          row.chat_id, row.lang, row.attempts, row.telegram_message_id, row.target_id, retry_at)
 
