@@ -384,12 +384,14 @@ def _locked(session: Session, delivery_id: int) -> Delivery | None:
 
 
 def enqueue_edit(session: Session, core: Core, target_id: int, payload: Payload, *,
-                 actor_id: int | None = None, coalesce: bool = True) -> Delivery | None:
+                 actor_id: int | None = None, coalesce: bool = True, body_hash: str | None = None) -> Delivery | None:
     """Change the text (and buttons) of a copy: rewrite it if still pending, else queue an edit.
 
     Only `text` and `buttons` of `payload` are used. With `coalesce`, an edit still waiting for the
-    same copy is replaced (a progress message edited often sends only its latest state). Returns
-    the delivery that will carry the change, or None when the copy was never delivered.
+    same copy is replaced (a progress message edited often sends only its latest state). `body_hash`
+    is how the audit trail refers to the new text (default: the hash of `payload.text`; the relay gives
+    the translation's, as when the copy was queued, so exports tell which version a copy carried).
+    Returns the delivery that will carry the change, or None when the copy was never delivered.
     """
     now = core.clock.now()
     target = _locked(session, target_id)
@@ -402,7 +404,7 @@ def enqueue_edit(session: Session, core: Core, target_id: int, payload: Payload,
                   location=tuple(old["location"]) if "location" in old else None,  # type: ignore[arg-type]
                   contact=tuple(old["contact"]) if "contact" in old else None)  # type: ignore[arg-type]
     parts = _split(new)
-    text_hash = hash_body(payload.text) if payload.text else None
+    text_hash = body_hash or (hash_body(payload.text) if payload.text else None)
     if target.status == PENDING:
         doc = dict(old, parts=parts)
         doc.pop("buttons", None)

@@ -462,7 +462,8 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
             for copy in copies:
                 lang = copy.lang or "en"
                 if delivery.enqueue_edit(s, core, copy.id, delivery.Payload(text=html_by_lang[lang]),
-                                         actor_id=msg.sender_id) is not None:
+                                         actor_id=msg.sender_id, body_hash=_hash_of(translations.get(lang))
+                                         ) is not None:
                     count += 1
         conn.execute(_MARK_RELAYED, this_version)
         # One event: the translations made and, for a new message, the copies queued (as "delivery.queued" lists).

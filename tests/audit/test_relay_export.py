@@ -70,3 +70,27 @@ def test_export_follows_versions_and_retractions(core: Core, register: Register,
     assert f"{len(rows)} message rows; {len(rows)} of them have their original's hash" in " ".join(
         report.notes
     )
+
+
+def test_copy_edited_while_pending_is_exported_as_the_version_it_carries(
+    core: Core, register: Register, tmp_path: Path
+) -> None:
+    """An edit arriving before a copy went out rewrites the copy: the export shows version 2 for it."""
+    coord = register("coordinator", "VN", name="Trần Minh")
+    cn = register("officer", "CN", name="王伟", agency="Police")
+    la = register("officer", "LA", name="ສົມພອນ", agency="Forest Inspection")
+    rooms.create_case(core, coord, CASE, "Pangolin scales")
+    for officer in (cn, la):
+        rooms.add_member(core, coord, f"@{officer.username}", CASE)
+    relay.post(core, cn, relay.Incoming(chat_id=cn.telegram_id, message_id=21, kind="text", text=CHINESE))
+    relay.edit(core, cn, cn.telegram_id, 21, CHINESE_EDITED)  # the copies are still pending: rewritten
+    _sent(core)
+    result = exports.export_bundle(core, None, exports.make_filter(case_tag=CASE), tmp_path / "p.zip")
+    with zipfile.ZipFile(result.path) as zf:
+        rows = [json.loads(x) for x in zf.read("messages.jsonl").decode().splitlines()]
+    sends = [r for r in rows if r["sender_country"] == "CN" and r["operation"] == "send"]
+    assert {(r["recipient_country"], r["delivered_text"], r["original_text"], r["version"]) for r in sends} == {
+        ("VN", f"[vi] {CHINESE_EDITED}", CHINESE_EDITED, 2),
+        ("LA", f"[lo] {CHINESE_EDITED}", CHINESE_EDITED, 2),
+    }
+    assert not [r for r in rows if r["operation"] == "edit"]  # no separate edit: the pending copy was rewritten
