@@ -1,6 +1,7 @@
 """Relay overhead benchmark: the bot's own CPU time per delivered copy, for rooms of 3 and of 50 members.
 
-One process runs the real application: the vetting gate (incl. the redelivery check), the relay
+One process runs the real application: storing the fetched update in the inbox (one update per
+getUpdates answer, the worst case), the vetting gate (incl. the redelivery check), the relay
 handler, storing the message (encrypted, audited), translation with a tagging test translator (so the
 figure is the relay's overhead, not a model's), rendering each language's copy, queuing one delivery
 per member, and the delivery worker (claim, rate limiter, python-telegram-bot building and serializing
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from telegram import Update  # noqa: E402
 from telegram.request import BaseRequest, RequestData  # noqa: E402
 
-from bot import delivery, migrate, rooms, vetting  # noqa: E402
+from bot import delivery, inbox, migrate, rooms, vetting  # noqa: E402
 from bot.app import build_application, start_application, stop_application  # noqa: E402
 from bot.config import Secret, Settings  # noqa: E402
 from bot.core import Core  # noqa: E402
@@ -135,12 +136,12 @@ def seed(core: Core, members: int) -> list[OfficerInfo]:
     return people
 
 
-def update(update_id: int, officer: OfficerInfo, message_id: int, text: str, bot: Any) -> Update:
-    """Return the update Telegram would send for an officer's text message."""
-    return Update.de_json({"update_id": update_id, "message": {
+def update_dict(update_id: int, officer: OfficerInfo, message_id: int, text: str) -> dict[str, Any]:
+    """Return the update Telegram would send for an officer's text message (Bot API JSON)."""
+    return {"update_id": update_id, "message": {
         "message_id": message_id, "date": int(time.time()), "chat": {"id": officer.telegram_id, "type": "private"},
         "from": {"id": officer.telegram_id, "is_bot": False, "first_name": officer.display_name,
-                 "language_code": officer.language}, "text": text}}, bot)
+                 "language_code": officer.language}, "text": text}}
 
 
 def temporary_postgres(server_url: str) -> tuple[str, Any]:
@@ -205,7 +206,11 @@ async def _measure(members: int, copies: int, url: str, workdir: Path) -> dict[s
         cpu0, wall0 = time.process_time(), time.perf_counter()
         for i in range(messages):
             sender = people[i % len(people)]
-            await app.process_update(update(900_000 + i, sender, 1_000 + i, f"{TEXTS[sender.language]} #{i}", app.bot))
+            # As `liaison run` receives it: the getUpdates answer (one update each, the worst case) is
+            # stored in the inbox, then parsed and dispatched.
+            raw = update_dict(900_000 + i, sender, 1_000 + i, f"{TEXTS[sender.language]} #{i}")
+            await asyncio.to_thread(inbox.store, core, [raw])
+            await app.process_update(Update.de_json(raw, app.bot))
         cpu_post, wall_post = time.process_time() - cpu0, time.perf_counter() - wall0
 
         done = asyncio.Event()

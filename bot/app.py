@@ -10,9 +10,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
-from bot import migrate, vetting
+from bot import inbox, migrate, vetting
 from bot.config import ConfigError, Settings, require_token
 from bot.core import Core
 
@@ -39,18 +39,19 @@ def build_application(
     """Return the application `liaison run` polls with; `core` and `request` may be given (tests, sandbox)."""
     from handlers import register
     from handlers.context import BotContext
+    from handlers.inbox import InboxRequest
     from handlers.ratelimit import SharedRateLimiter
 
     token = require_token(settings).get()
     api = settings.telegram_api_url
     builder = ApplicationBuilder()
     if request is not None:
-        builder = builder.request(request).get_updates_request(request)
+        fetching = InboxRequest(request)
+        builder = builder.request(request).get_updates_request(fetching)
     else:
         # Weak mobile links at border posts mean slow Bot API answers; be patient before retrying.
-        builder = (
-            builder.connect_timeout(10).read_timeout(20).write_timeout(20).get_updates_read_timeout(35)
-        )
+        fetching = InboxRequest(HTTPXRequest(connection_pool_size=1, read_timeout=35))
+        builder = builder.connect_timeout(10).read_timeout(20).write_timeout(20).get_updates_request(fetching)
     app = (
         builder.token(token)
         .base_url(f"{api}/bot")
@@ -64,6 +65,8 @@ def build_application(
         .build()
     )
     app.bot_data["settings"] = settings
+    # Fetched updates go to the inbox before python-telegram-bot confirms them to Telegram (bot.inbox).
+    fetching.bind(lambda: app.bot_data.get("core"))
     if core is not None:
         app.bot_data["core"] = core
         app.bot_data["owns_core"] = False
@@ -88,10 +91,23 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     core.extras["scheduler"] = scheduler
     scheduler.add_job(vetting.prune_processed_updates, "interval", hours=6, args=[core],
                       id="prune-updates", coalesce=True, max_instances=1)
+    scheduler.add_job(inbox.prune, "interval", hours=1, args=[core], id="prune-inbox", coalesce=True,
+                      max_instances=1)
     scheduler.start()
     for service in services(app):
         await service.start(app)
+    await _replay_inbox(app, core)
     logger.info("Liaison is running as @%s", app.bot.username)
+
+
+async def _replay_inbox(app: Application, core: Core) -> None:  # type: ignore[type-arg]
+    """Queue the updates fetched before the last stop but never handled (they go before new ones)."""
+    replayed = await asyncio.to_thread(inbox.replay, core)
+    for data in replayed:
+        await app.update_queue.put(Update.de_json(data, app.bot))
+    if replayed:
+        logger.warning("handling %d updates fetched before the last stop but never handled", len(replayed))
+    await asyncio.to_thread(inbox.prune, core)
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]

@@ -5,9 +5,21 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from bot.crypto import encrypted
 from bot.models.base import Base
 
 
@@ -116,6 +128,23 @@ class ProcessedUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at: Mapped[datetime]
+
+
+class InboxUpdate(Base):
+    """A Telegram update as fetched, kept until it is handled: a crash before that replays it at start.
+
+    python-telegram-bot confirms fetched updates to Telegram at its next poll, before they are handled;
+    this table is what makes an update fetched just before a crash still arrive.
+    """
+
+    __tablename__ = "inbox_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    received_at: Mapped[datetime]
+    #: encrypted JSON of the update, as the Bot API sent it
+    payload_enc: Mapped[bytes] = mapped_column(LargeBinary, info=encrypted(purge_after="received_at"))
+    #: how often it was replayed after a restart (given up after `bot.inbox.MAX_REPLAYS`)
+    replays: Mapped[int] = mapped_column(SmallInteger, default=0)
 
 
 class KeyValue(Base):

@@ -103,7 +103,7 @@ class Sandbox:
 
     async def _start_bot(self) -> str:
         """Start the emulator and the real bot against it, on a migrated SQLite database; seed the demo."""
-        from bot import migrate, vetting
+        from bot import inbox, migrate, vetting
         from bot.app import build_application, start_application
         from bot.core import Core
         from bot.sandbox.demo import create_users, seed
@@ -142,8 +142,10 @@ class Sandbox:
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
         self._core = await asyncio.to_thread(Core.build, settings, translator=self.options.translator)
         # A new emulator numbers its updates from 1 again: forget the update ids a kept database saw in
-        # an earlier run, or the bot would take the new updates for redeliveries and ignore them.
+        # an earlier run, or the bot would take the new updates for redeliveries and ignore them (and
+        # the earlier emulator's updates kept in the inbox, which belong to a Telegram that is gone).
         forgotten = await asyncio.to_thread(vetting.prune_processed_updates, self._core, timedelta(0))
+        await asyncio.to_thread(inbox.clear, self._core)
         if forgotten:
             logger.info("sandbox: forgot %d update ids of an earlier run", forgotten)
         users = await create_users(self._core, self._emulator) if self.options.seed else {}

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot import delivery, rooms, vetting
+from bot import delivery, inbox, rooms, vetting
 from bot.core import Core
-from bot.models import AuditEvent
+from bot.models import AuditEvent, InboxUpdate, ProcessedUpdate
 from bot.models.relay import Delivery, Message
 from bot.officers import OfficerInfo
 from bot.sandbox.emulator import BotApiEmulator
@@ -254,3 +254,49 @@ async def test_killed_between_store_and_delivery_delivers_exactly_once(core: Cor
             counts[row.chat_id] = (row.status, row.attempts)
     assert counts == {p.cn.id: ("sent", 2), p.la.id: ("sent", 2)}
     assert delivery.outstanding(core) == 0
+
+
+async def test_killed_with_fetched_updates_unhandled_handles_them_after_restart(core: Core) -> None:
+    """An update fetched (and so confirmed to Telegram) but still waiting behind a slow handler when
+    `liaison run` is SIGKILLed is not lost: it was stored in the inbox and is handled after the restart."""
+    token = core.settings.telegram_token.get()  # type: ignore[union-attr]
+    async with BotApiEmulator(token, rate_limits=RateLimits.telegram()) as emu:
+        first = await _start(core, emu.base_url)
+        second = None
+        try:
+            p = await _people(core, emu)
+            room = rooms.create_case(core, p.officers[p.vn.id], CASE, "Case")
+            for user in (p.cn, p.la):
+                rooms.add_member(core, p.officers[p.vn.id], str(user.id), room.case_tag)
+            await _wait_db(lambda: delivery.outstanding(core) == 0, timeout=60)  # the join notices are out
+            # The coordinator's /rooms is answered directly; its answer hangs, so that handler holds the line.
+            emu.inject_fault("sendMessage", chat_id=p.vn.id, delay=60, error_code=502)
+            await emu.send_text(p.vn.id, "/rooms")
+            await asyncio.sleep(1.0)
+            await emu.send_text(p.cn.id, "明天下午三点货车到达河口口岸")
+
+            def waiting_in_inbox() -> bool:
+                with core.db.session() as s:
+                    return s.execute(select(InboxUpdate.update_id).outerjoin(
+                        ProcessedUpdate, ProcessedUpdate.update_id == InboxUpdate.update_id).where(
+                        ProcessedUpdate.update_id.is_(None))).first() is not None
+
+            await _wait_db(waiting_in_inbox, timeout=15)
+            await asyncio.sleep(2.0)  # the next poll has confirmed it to the emulator
+            assert emu.pending_updates() == []  # Telegram's side forgot it: only the inbox has it
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+            emu.clear_faults()
+            assert _copies(emu, p.la.id, "货车到达河口") == []
+            second = await _start(core, emu.base_url)
+            await _wait_copy(emu, p.la.id, "货车到达河口", timeout=60)
+            await _wait_copy(emu, p.vn.id, "货车到达河口", timeout=60)
+            await asyncio.sleep(1.0)
+            assert len(_copies(emu, p.la.id, "货车到达河口")) == 1 and len(_copies(emu, p.vn.id, "货车到达河口")) == 1
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+                    await asyncio.wait_for(proc.wait(), 30)
+    assert first.returncode == -signal.SIGKILL
+    assert inbox.pending_count(core) == 0
