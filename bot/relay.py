@@ -229,9 +229,11 @@ _RECIPIENTS = (select(_OFFICERS.c.id, _OFFICERS.c.telegram_id, _OFFICERS.c.langu
                       _OFFICERS.c.id != bindparam("sender_id"))
                .order_by(_OFFICERS.c.id))
 _THIS_VERSION = (_VERSIONS.c.message_id == bindparam("v_message")) & (_VERSIONS.c.version == bindparam("v_version"))
-_VERSION_FOR_UPDATE = select(_VERSIONS.c.relayed, _VERSIONS.c.source_lang).where(_THIS_VERSION).with_for_update()
+#: a version (locked: one fan-out per version) with its message's columns, in one statement
+_VERSION_FOR_UPDATE = (select(_VERSIONS.c.relayed, _VERSIONS.c.source_lang, *_MESSAGE_COLUMNS)
+                       .join(_MESSAGES, _MESSAGES.c.id == _VERSIONS.c.message_id)
+                       .where(_THIS_VERSION).with_for_update(of=_VERSIONS))
 _MARK_RELAYED = _VERSIONS.update().where(_THIS_VERSION).values(relayed=True)
-_MESSAGE = select(*_MESSAGE_COLUMNS).where(_MESSAGES.c.id == bindparam("message_id"))
 
 
 def _target_room(s: Any, officer: OfficerInfo, incoming: Incoming) -> tuple[Any, int | None]:
@@ -417,10 +419,9 @@ def _queue_copies(core: Core, message_id: int, version: int, text: str,
     with core.db.transaction() as s:
         conn = s.connection()  # plain statements where the relay is hot (see `post`)
         this_version = {"v_message": message_id, "v_version": version}
-        ver = conn.execute(_VERSION_FOR_UPDATE, this_version).one()
+        ver = msg = conn.execute(_VERSION_FOR_UPDATE, this_version).one()
         if ver.relayed:
             return 0
-        msg = conn.execute(_MESSAGE, {"message_id": message_id}).one()
         if where is None:
             where = _where(core, s, msg)
         if msg.retracted_at is not None:

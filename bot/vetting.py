@@ -9,7 +9,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot import audit
@@ -43,8 +45,13 @@ DEFAULT_INVITE_LIFETIME = timedelta(hours=72)
 _CODE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _DURATION_RE = re.compile(r"^\s*(\d{1,4})\s*([mhdw])\s*$", re.IGNORECASE)
 _UPDATES = ProcessedUpdate.__table__
-_SEEN_UPDATE = select(_UPDATES.c.update_id).where(_UPDATES.c.update_id == bindparam("update_id"))
-_INSERT_UPDATE = _UPDATES.insert()
+#: record an update as handled unless it already is; a row comes back only for a new one
+_RECORD_UPDATE = {
+    "sqlite": sqlite_insert(_UPDATES).on_conflict_do_nothing(index_elements=["update_id"])
+    .returning(_UPDATES.c.update_id),
+    "postgresql": postgresql_insert(_UPDATES).on_conflict_do_nothing(index_elements=["update_id"])
+    .returning(_UPDATES.c.update_id),
+}
 
 
 class InvalidCode(LiaisonError):
@@ -386,10 +393,10 @@ def admit(core: Core, update_id: int, telegram_id: int | None) -> tuple[bool, Of
     with that Telegram id, or None.
     """
     with core.db.transaction() as s:
-        conn = s.connection()  # every update passes here: two or three prebuilt plain statements
-        if conn.execute(_SEEN_UPDATE, {"update_id": update_id}).first() is not None:
+        conn = s.connection()  # every update passes here: one or two prebuilt plain statements
+        recorded = conn.execute(_RECORD_UPDATE[conn.dialect.name], {"update_id": update_id, "at": core.clock.now()})
+        if recorded.first() is None:
             return False, None
-        conn.execute(_INSERT_UPDATE, {"update_id": update_id, "at": core.clock.now()})
         if telegram_id is None:
             return True, None
         return True, active_info_by_telegram_id(conn, telegram_id)
