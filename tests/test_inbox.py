@@ -13,45 +13,19 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 from telegram.error import NetworkError
-from telegram.request import BaseRequest, RequestData
 
 from bot import audit, inbox, vetting
 from bot.clock import FakeClock
 from bot.core import Core
 from bot.models import AuditEvent, InboxUpdate
 from handlers.inbox import InboxRequest
+from tests.support.telegram import RecordingRequest
 
 
 def _update(update_id: int, text: str = "明天下午三点") -> dict[str, Any]:
     return {"update_id": update_id, "message": {
         "message_id": update_id, "date": 1_790_000_000, "chat": {"id": 42, "type": "private"},
         "from": {"id": 42, "is_bot": False, "first_name": "Wang"}, "text": text}}
-
-
-class Canned(BaseRequest):
-    """Answers every call with one canned body (the network edge)."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
-        self.calls: list[str] = []
-
-    async def initialize(self) -> None:
-        """Nothing to open."""
-
-    async def shutdown(self) -> None:
-        """Nothing to close."""
-
-    @property
-    def read_timeout(self) -> float | None:
-        """Return a read timeout."""
-        return 1.0
-
-    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
-                         read_timeout: Any = None, write_timeout: Any = None, connect_timeout: Any = None,
-                         pool_timeout: Any = None) -> tuple[int, bytes]:
-        """Return the canned body."""
-        self.calls.append(url.rsplit("/", 1)[-1])
-        return 200, json.dumps(self.body).encode()
 
 
 def test_store_keeps_each_update_once_and_encrypted(core: Core) -> None:
@@ -102,20 +76,20 @@ def test_an_old_update_is_not_replayed(core: Core) -> None:
 
 async def test_the_fetching_request_stores_before_returning(core: Core) -> None:
     """A getUpdates answer is in the inbox when the request hands it on; other calls are left alone."""
-    inner = Canned({"ok": True, "result": [_update(31), _update(32)]})
+    inner = RecordingRequest(updates=[_update(31), _update(32)])
     request = InboxRequest(inner)
     request.bind(lambda: core)
     code, body = await request.do_request("https://api.example/botTOKEN/getUpdates", "POST")
     assert code == 200 and [u["update_id"] for u in json.loads(body)["result"]] == [31, 32]
     assert inbox.pending_count(core) == 2
     await request.do_request("https://api.example/botTOKEN/sendMessage", "POST")  # not an update answer
-    assert inbox.pending_count(core) == 2 and inner.calls == ["getUpdates", "sendMessage"]
+    assert inbox.pending_count(core) == 2 and [c.method for c in inner.calls] == ["getUpdates", "sendMessage"]
 
 
 async def test_an_answer_that_cannot_be_stored_is_not_handed_on(core: Core) -> None:
     """If the database refuses the updates, the request fails as a network error: python-telegram-bot
     does not confirm them and fetches them again after a pause, so nothing is lost."""
-    request = InboxRequest(Canned({"ok": True, "result": [_update(41)]}))
+    request = InboxRequest(RecordingRequest(updates=[_update(41)]))
     request.bind(lambda: core)
     with core.db.transaction() as s:  # a real failure: the table is gone
         s.execute(text("DROP TABLE inbox_updates"))

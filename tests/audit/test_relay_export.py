@@ -11,6 +11,7 @@ from sqlalchemy import update
 from bot import exports, relay, rooms
 from bot.core import Core
 from bot.models.relay import Delivery
+from bot.officers import OfficerInfo
 from tests.audit.conftest import Register
 
 CASE = "CN-LA-VN-2026-0500"
@@ -29,14 +30,20 @@ def _sent(core: Core) -> None:
         )
 
 
-def test_export_follows_versions_and_retractions(core: Core, register: Register, tmp_path: Path) -> None:
-    """Copies of the first version, edits carrying the second, a retracted message marked as such."""
+def _room(core: Core, register: Register) -> tuple[OfficerInfo, OfficerInfo]:
+    """Open the case room (a VN coordinator) with a CN and a LA officer; return those two."""
     coord = register("coordinator", "VN", name="Trần Minh")
     cn = register("officer", "CN", name="王伟", agency="Police")
     la = register("officer", "LA", name="ສົມພອນ", agency="Forest Inspection")
     rooms.create_case(core, coord, CASE, "Pangolin scales")
     for officer in (cn, la):
         rooms.add_member(core, coord, f"@{officer.username}", CASE)
+    return cn, la
+
+
+def test_export_follows_versions_and_retractions(core: Core, register: Register, tmp_path: Path) -> None:
+    """Copies of the first version, edits carrying the second, a retracted message marked as such."""
+    cn, la = _room(core, register)
     relay.post(core, cn, relay.Incoming(chat_id=cn.telegram_id, message_id=11, kind="text", text=CHINESE))
     relay.post(core, la, relay.Incoming(chat_id=la.telegram_id, message_id=12, kind="text", text=LAO))
     _sent(core)
@@ -76,12 +83,7 @@ def test_copy_edited_while_pending_is_exported_as_the_version_it_carries(
     core: Core, register: Register, tmp_path: Path
 ) -> None:
     """An edit arriving before a copy went out rewrites the copy: the export shows version 2 for it."""
-    coord = register("coordinator", "VN", name="Trần Minh")
-    cn = register("officer", "CN", name="王伟", agency="Police")
-    la = register("officer", "LA", name="ສົມພອນ", agency="Forest Inspection")
-    rooms.create_case(core, coord, CASE, "Pangolin scales")
-    for officer in (cn, la):
-        rooms.add_member(core, coord, f"@{officer.username}", CASE)
+    cn, _la = _room(core, register)
     relay.post(core, cn, relay.Incoming(chat_id=cn.telegram_id, message_id=21, kind="text", text=CHINESE))
     relay.edit(core, cn, cn.telegram_id, 21, CHINESE_EDITED)  # the copies are still pending: rewritten
     _sent(core)

@@ -208,6 +208,31 @@ async def _start(core: Core, url: str) -> asyncio.subprocess.Process:
                                                 stderr=asyncio.subprocess.PIPE)
 
 
+async def _room_of_three(core: Core, emu: BotApiEmulator) -> People:
+    """Register the three officers and put them in one case room opened by VN; wait for the join notices."""
+    p = await _people(core, emu)
+    room = rooms.create_case(core, p.officers[p.vn.id], CASE, "Case")
+    for user in (p.cn, p.la):
+        rooms.add_member(core, p.officers[p.vn.id], str(user.id), room.case_tag)
+    await _wait_db(lambda: delivery.outstanding(core) == 0, timeout=60)
+    return p
+
+
+async def _kill(proc: asyncio.subprocess.Process, emu: BotApiEmulator) -> None:
+    """SIGKILL a bot process, then let the emulator behave again (as Telegram would after an outage)."""
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    emu.clear_faults()
+
+
+async def _terminate(*procs: asyncio.subprocess.Process | None) -> None:
+    """Stop bot processes still running (SIGTERM: the graceful stop)."""
+    for proc in procs:
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 30)
+
+
 async def test_killed_between_store_and_delivery_delivers_exactly_once(core: Core) -> None:
     """`liaison run` is SIGKILLed after storing a message: one copy waits out a 429, the other is stuck in
     a call Telegram never carried out. The restarted process delivers each copy exactly once."""
@@ -216,11 +241,7 @@ async def test_killed_between_store_and_delivery_delivers_exactly_once(core: Cor
         first = await _start(core, emu.base_url)
         second = None
         try:
-            p = await _people(core, emu)
-            room = rooms.create_case(core, p.officers[p.vn.id], CASE, "Case")
-            for user in (p.cn, p.la):
-                rooms.add_member(core, p.officers[p.vn.id], str(user.id), room.case_tag)
-            await _wait_db(lambda: delivery.outstanding(core) == 0, timeout=60)  # the join notices are out
+            p = await _room_of_three(core, emu)
             emu.inject_fault("sendMessage", chat_id=p.cn.id, retry_after=4)
             emu.inject_fault("sendMessage", chat_id=p.la.id, delay=60, error_code=502)  # hangs, never sent
             await emu.send_text(p.vn.id, "Hàng sẽ qua cửa khẩu lúc 5 giờ")
@@ -233,9 +254,7 @@ async def test_killed_between_store_and_delivery_delivers_exactly_once(core: Cor
                             and by_chat[p.la.id].status == "sending")
 
             await _wait_db(stored_not_delivered, timeout=15)
-            first.send_signal(signal.SIGKILL)
-            await first.wait()
-            emu.clear_faults()
+            await _kill(first, emu)
             assert _copies(emu, p.cn.id, "Hàng sẽ qua") == [] and _copies(emu, p.la.id, "Hàng sẽ qua") == []
             second = await _start(core, emu.base_url)
             await _wait_copy(emu, p.cn.id, "Hàng sẽ qua", timeout=60)
@@ -243,10 +262,7 @@ async def test_killed_between_store_and_delivery_delivers_exactly_once(core: Cor
             await asyncio.sleep(2.0)
             assert len(_copies(emu, p.cn.id, "Hàng sẽ qua")) == 1 and len(_copies(emu, p.la.id, "Hàng sẽ qua")) == 1
         finally:
-            for proc in (first, second):
-                if proc is not None and proc.returncode is None:
-                    proc.send_signal(signal.SIGTERM)
-                    await asyncio.wait_for(proc.wait(), 30)
+            await _terminate(first, second)
     assert first.returncode == -signal.SIGKILL
     counts = {}
     with core.db.session() as s:
@@ -264,11 +280,7 @@ async def test_killed_with_fetched_updates_unhandled_handles_them_after_restart(
         first = await _start(core, emu.base_url)
         second = None
         try:
-            p = await _people(core, emu)
-            room = rooms.create_case(core, p.officers[p.vn.id], CASE, "Case")
-            for user in (p.cn, p.la):
-                rooms.add_member(core, p.officers[p.vn.id], str(user.id), room.case_tag)
-            await _wait_db(lambda: delivery.outstanding(core) == 0, timeout=60)  # the join notices are out
+            p = await _room_of_three(core, emu)
             # The coordinator's /rooms is answered directly; its answer hangs, so that handler holds the line.
             emu.inject_fault("sendMessage", chat_id=p.vn.id, delay=60, error_code=502)
             await emu.send_text(p.vn.id, "/rooms")
@@ -284,9 +296,7 @@ async def test_killed_with_fetched_updates_unhandled_handles_them_after_restart(
             await _wait_db(waiting_in_inbox, timeout=15)
             await asyncio.sleep(2.0)  # the next poll has confirmed it to the emulator
             assert emu.pending_updates() == []  # Telegram's side forgot it: only the inbox has it
-            first.send_signal(signal.SIGKILL)
-            await first.wait()
-            emu.clear_faults()
+            await _kill(first, emu)
             assert _copies(emu, p.la.id, "货车到达河口") == []
             second = await _start(core, emu.base_url)
             await _wait_copy(emu, p.la.id, "货车到达河口", timeout=60)
@@ -294,9 +304,6 @@ async def test_killed_with_fetched_updates_unhandled_handles_them_after_restart(
             await asyncio.sleep(1.0)
             assert len(_copies(emu, p.la.id, "货车到达河口")) == 1 and len(_copies(emu, p.vn.id, "货车到达河口")) == 1
         finally:
-            for proc in (first, second):
-                if proc is not None and proc.returncode is None:
-                    proc.send_signal(signal.SIGTERM)
-                    await asyncio.wait_for(proc.wait(), 30)
+            await _terminate(first, second)
     assert first.returncode == -signal.SIGKILL
     assert inbox.pending_count(core) == 0

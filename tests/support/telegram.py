@@ -57,6 +57,8 @@ class RecordingRequest(BaseRequest):
     """Answers Bot API calls locally and records them."""
 
     calls: list[Call] = field(default_factory=list)
+    #: what getUpdates answers (Bot API update dicts)
+    updates: list[dict[str, Any]] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))  # type: ignore[type-arg]
 
     async def initialize(self) -> None:
@@ -97,7 +99,7 @@ class RecordingRequest(BaseRequest):
                 message["caption"] = params["caption"]
             return message
         if method == "getUpdates":
-            return []
+            return self.updates
         return True
 
     def sent(self, chat_id: int | None = None, method: str | None = None) -> list[Call]:
