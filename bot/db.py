@@ -93,6 +93,16 @@ def _ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError() from exc
 
 
+def insert_new(table: Any, key: str) -> dict[str, Any]:
+    """Return, per dialect, an INSERT that skips rows whose `key` is stored already (ON CONFLICT DO
+    NOTHING) and returns the `key` of each row it did insert — one statement, no read before."""
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return {name: make(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+            for name, make in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))}
+
+
 class Database:
     """Owns the engine and hands out sessions; services open one transaction per unit of work."""
 

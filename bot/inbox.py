@@ -18,11 +18,10 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot import audit
 from bot.core import Core
+from bot.db import insert_new
 from bot.models import InboxUpdate, ProcessedUpdate
 from bot.models.relay import column_aad
 
@@ -36,11 +35,7 @@ _AAD = column_aad("inbox_updates", "payload_enc")
 _INBOX = InboxUpdate.__table__
 _PROCESSED = ProcessedUpdate.__table__
 #: insert, skipping updates stored already (a refetched answer), in one statement per dialect
-_INSERT_NEW = {
-    "sqlite": sqlite_insert(_INBOX).on_conflict_do_nothing(index_elements=["update_id"]).returning(_INBOX.c.update_id),
-    "postgresql": postgresql_insert(_INBOX).on_conflict_do_nothing(index_elements=["update_id"])
-    .returning(_INBOX.c.update_id),
-}
+_INSERT_NEW = insert_new(_INBOX, "update_id")
 
 
 def store(core: Core, updates: Sequence[dict[str, Any]]) -> int:

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.core import Core
+from bot.db import insert_new
 from bot.errors import Conflict, InvalidInput, LiaisonError, NotAllowed
 from bot.i18n import N_
 from bot.models import (
@@ -46,12 +45,7 @@ _CODE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _DURATION_RE = re.compile(r"^\s*(\d{1,4})\s*([mhdw])\s*$", re.IGNORECASE)
 _UPDATES = ProcessedUpdate.__table__
 #: record an update as handled unless it already is; a row comes back only for a new one
-_RECORD_UPDATE = {
-    "sqlite": sqlite_insert(_UPDATES).on_conflict_do_nothing(index_elements=["update_id"])
-    .returning(_UPDATES.c.update_id),
-    "postgresql": postgresql_insert(_UPDATES).on_conflict_do_nothing(index_elements=["update_id"])
-    .returning(_UPDATES.c.update_id),
-}
+_RECORD_UPDATE = insert_new(_UPDATES, "update_id")
 
 
 class InvalidCode(LiaisonError):
