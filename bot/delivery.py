@@ -303,6 +303,7 @@ class Queued:
 
 _DELIVERIES = Delivery.__table__
 _CHAT_MESSAGES = ChatMessage.__table__
+_INSERT_CHAT_MESSAGE = _CHAT_MESSAGES.insert()
 _INSERT_DELIVERIES = _DELIVERIES.insert().returning(_DELIVERIES.c.id, sort_by_parameter_order=True)
 
 
@@ -566,7 +567,7 @@ def find_message(core: Core, chat_id: int, message_id: int) -> MessageRef | None
 
 def record_origin(session: Session, core: Core, *, chat_id: int, message_id: int, kind: str, ref_id: int) -> None:
     """Remember that an officer's own message in their chat is the original of a record (for replies)."""
-    session.connection().execute(_CHAT_MESSAGES.insert(), {
+    session.connection().execute(_INSERT_CHAT_MESSAGE, {
         "chat_id": chat_id, "message_id": message_id, "kind": kind, "ref_id": ref_id, "delivery_id": None,
         "part": 0, "part_kind": "text", "origin": True, "at": core.clock.now()})
 
@@ -662,7 +663,7 @@ class _Writes:
     def store(self, session: Session) -> None:
         """Insert the sent parts, write the rows back, append the audit events (in that order)."""
         connection = session.connection()
-        for statement, params in ((_CHAT_MESSAGES.insert(), self.parts), (_WRITE_BACK, self.rows)):
+        for statement, params in ((_INSERT_CHAT_MESSAGE, self.parts), (_WRITE_BACK, self.rows)):
             if params:
                 connection.execute(statement, params[0] if len(params) == 1 else params)
         audit.record_many(session, self.events)
